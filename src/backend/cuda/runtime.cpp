@@ -1,0 +1,55 @@
+#include "backend/cuda/runtime.h"
+
+#include <cuda_runtime.h>
+
+#include "backend/cuda/check.h"
+#include "core/error.h"
+
+namespace stepaudio::cuda {
+
+std::string init_problem() {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error so later calls are not confused
+    return cudaGetErrorString(e);
+  }
+  if (n == 0) return "no CUDA device";
+  e = cudaFree(nullptr);  // forces context creation
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return cudaGetErrorString(e);
+  }
+  return {};
+}
+
+void* device_alloc(size_t bytes, int device) {
+  CUDA_CHECK(cudaSetDevice(device));
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    fail("out of GPU memory on cuda:{} allocating {} bytes ({})", device, bytes,
+         cudaGetErrorString(e));
+  }
+  return p;
+}
+
+void device_free(void* p, int device) {
+  if (!p) return;
+  cudaSetDevice(device);
+  cudaFree(p);  // errors here cannot be reported usefully from a destructor
+}
+
+void memset_zero(void* p, size_t bytes, int device) {
+  CUDA_CHECK(cudaSetDevice(device));
+  CUDA_CHECK(cudaMemset(p, 0, bytes));
+}
+
+void copy(void* dst, bool dst_device, const void* src, bool src_device, size_t bytes) {
+  cudaMemcpyKind kind = dst_device ? (src_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                                   : (src_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+}
+
+}  // namespace stepaudio::cuda
