@@ -22,10 +22,12 @@ for t in "${targets[@]}"; do
   scratch=$(mktemp -d)
   [[ -d fuzz/corpus/$name ]] && cp -r fuzz/corpus/$name/. "$scratch/"
   echo "fuzz: $t, $RUNS runs"
+  log="$BUILD/$t.log"
+  status=0
   "$BUILD/fuzz/$t" -runs="$RUNS" -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 \
-    -artifact_prefix="$BUILD/$t-" "$scratch" 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || true
-  status=${PIPESTATUS[0]}
+    -artifact_prefix="$BUILD/$t-" "$scratch" >"$log" 2>&1 || status=$?
+  grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" "$log" || true
   rm -rf "$scratch"
-  if [[ $status -ne 0 ]]; then echo "fuzz: $t FAILED (artifacts in $BUILD/$t-*)"; exit 1; fi
+  if [[ $status -ne 0 ]]; then tail -40 "$log"; echo "fuzz: $t FAILED (artifacts in $BUILD/$t-*)"; exit 1; fi
 done
 echo "fuzz: all targets clean"
