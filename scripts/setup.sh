@@ -10,6 +10,7 @@ PACKAGES=(
   libsoxr-dev            # optional high-quality resampler
   libkissfft-dev         # CPU real FFT (BSD; fits the Apache-2.0 licence)
   libopenblas-dev        # CPU GEMM (BSD)
+  zlib1g-dev             # tests: reading the golden .npz (zip + deflate)
   nlohmann-json3-dev     # JSON (safetensors headers, config.json)
   libpcre2-dev           # Unicode regex for the Qwen2 pre-tokenizer
   libutf8proc-dev        # NFC normalisation

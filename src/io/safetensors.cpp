@@ -17,6 +17,25 @@ namespace stepaudio {
 
 using json = nlohmann::json;
 
+namespace {
+// Renders a header value for an error message without recursing: headers are untrusted input and
+// may nest deeply or be huge. Shapes (flat arrays of numbers) are shown in full when short.
+std::string brief(const json& v) {
+  if (v.is_array()) {
+    if (v.size() > 16) return fmt::format("(an array of {} items)", v.size());
+    std::string s = "[";
+    for (const auto& e : v) {
+      if (e.is_structured()) return fmt::format("(an array of {} items)", v.size());
+      s += (s.size() > 1 ? ", " : "") + e.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    return s + "]";
+  }
+  if (v.is_object()) return fmt::format("(an object with {} keys)", v.size());
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  return s.size() > 60 ? s.substr(0, 60) + "..." : s;
+}
+}  // namespace
+
 std::map<std::string, TensorInfo> SafetensorsFile::parse_header(
     const char* text, size_t len, size_t data_size, const std::string& where,
     std::map<std::string, std::string>* meta) {
@@ -46,14 +65,14 @@ std::map<std::string, TensorInfo> SafetensorsFile::parse_header(
     const auto& off = v["data_offsets"];
     TensorInfo info;
     if (!dt.is_string() || !dtype_from_name(dt.get<std::string>(), &info.dtype))
-      fail("{}: tensor '{}': unsupported dtype {}", where, name, dt.dump());
+      fail("{}: tensor '{}': unsupported dtype {}", where, name, brief(dt));
     if (!sh.is_array()) fail("{}: tensor '{}': shape must be an array", where, name);
     uint64_t numel = 1;
     for (const auto& d : sh) {
-      if (!d.is_number_unsigned()) fail("{}: tensor '{}': bad shape {}", where, name, sh.dump());
+      if (!d.is_number_unsigned()) fail("{}: tensor '{}': bad shape {}", where, name, brief(sh));
       const uint64_t x = d.get<uint64_t>();
       if (x > (uint64_t{1} << 40) || (x && numel > (uint64_t{1} << 50) / x))
-        fail("{}: tensor '{}': shape {} is too large", where, name, sh.dump());
+        fail("{}: tensor '{}': shape {} is too large", where, name, brief(sh));
       numel *= x;
       info.shape.push_back(static_cast<int64_t>(x));
     }
@@ -80,22 +99,36 @@ std::map<std::string, TensorInfo> SafetensorsFile::parse_header(
   return infos;
 }
 
-SafetensorsFile SafetensorsFile::open(const std::string& path) {
+SafetensorsFile SafetensorsFile::from_bytes(std::shared_ptr<void> keep, const char* bytes,
+                                            size_t size, const std::string& path) {
   SafetensorsFile f;
   f.path_ = path;
-  f.map_ = std::make_shared<MappedFile>(path);
-  const size_t size = f.map_->size();
+  f.keep_ = std::move(keep);
   if (size < 8) fail("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", path, size);
   uint64_t hlen = 0;
-  std::memcpy(&hlen, f.map_->data(), 8);  // little-endian host assumed (x86-64, aarch64)
+  std::memcpy(&hlen, bytes, 8);  // little-endian host assumed (x86-64, aarch64)
   if (hlen > size - 8)
     fail("{}: corrupt or truncated safetensors file: header length {} exceeds file size {}", path,
          hlen, size);
-  const char* hdr = f.map_->data() + 8;
+  const char* hdr = bytes + 8;
   f.data_ = hdr + hlen;
   f.infos_ = parse_header(hdr, static_cast<size_t>(hlen), size - 8 - static_cast<size_t>(hlen),
                           path, &f.meta_);
   return f;
+}
+
+SafetensorsFile SafetensorsFile::open(const std::string& path) {
+  auto map = std::make_shared<MappedFile>(path);
+  const char* bytes = map->data();
+  const size_t size = map->size();
+  return from_bytes(std::move(map), bytes, size, path);
+}
+
+SafetensorsFile SafetensorsFile::open_memory(std::string bytes, const std::string& where) {
+  auto buf = std::make_shared<std::string>(std::move(bytes));
+  const char* data = buf->data();
+  const size_t size = buf->size();
+  return from_bytes(std::move(buf), data, size, where);
 }
 
 Tensor SafetensorsFile::get(const std::string& name) const {
@@ -103,7 +136,7 @@ Tensor SafetensorsFile::get(const std::string& name) const {
   if (it == infos_.end()) fail("{}: no tensor named '{}'", path_, name);
   const TensorInfo& info = it->second;
   return Tensor::borrow(const_cast<char*>(data_ + info.begin), info.shape, info.dtype,
-                        Device::cpu(), map_);
+                        Device::cpu(), keep_);
 }
 
 void save_safetensors(const std::string& path,

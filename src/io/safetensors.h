@@ -25,6 +25,8 @@ class SafetensorsFile {
  public:
   // Throws Error naming `path` on any problem.
   static SafetensorsFile open(const std::string& path);
+  // The same from bytes in memory (a copy is kept); `where` names them in errors.
+  static SafetensorsFile open_memory(std::string bytes, const std::string& where);
   // Parses a header from memory (used by open() and by the fuzzer). `data_size` is the number
   // of bytes available after the header; offsets must fit in it.
   static std::map<std::string, TensorInfo> parse_header(const char* json, size_t json_len,
@@ -40,8 +42,10 @@ class SafetensorsFile {
   Tensor get(const std::string& name) const;
 
  private:
+  static SafetensorsFile from_bytes(std::shared_ptr<void> keep, const char* bytes, size_t size,
+                                    const std::string& where);
   std::string path_;
-  std::shared_ptr<MappedFile> map_;
+  std::shared_ptr<void> keep_;  // the mapping (or buffer) the tensors borrow
   const char* data_ = nullptr;
   std::map<std::string, TensorInfo> infos_;
   std::map<std::string, std::string> meta_;

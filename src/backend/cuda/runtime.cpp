@@ -2,6 +2,7 @@
 
 #include <cuda_runtime.h>
 
+#include "backend/cuda/allocator.h"
 #include "backend/cuda/check.h"
 #include "core/error.h"
 
@@ -23,23 +24,9 @@ std::string init_problem() {
   return {};
 }
 
-void* device_alloc(size_t bytes, int device) {
-  CUDA_CHECK(cudaSetDevice(device));
-  void* p = nullptr;
-  cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
-  if (e != cudaSuccess) {
-    cudaGetLastError();
-    fail("out of GPU memory on cuda:{} allocating {} bytes ({})", device, bytes,
-         cudaGetErrorString(e));
-  }
-  return p;
-}
+void* device_alloc(size_t bytes, int device) { return cached_alloc(bytes, device); }
 
-void device_free(void* p, int device) {
-  if (!p) return;
-  cudaSetDevice(device);
-  cudaFree(p);  // errors here cannot be reported usefully from a destructor
-}
+void device_free(void* p, int device) { cached_free(p, device); }
 
 void memset_zero(void* p, size_t bytes, int device) {
   CUDA_CHECK(cudaSetDevice(device));

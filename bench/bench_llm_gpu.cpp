@@ -1,0 +1,232 @@
+// Batch-1 LLM decode on the GPU against the memory-bandwidth roofline.
+//
+//   bench_llm_gpu --model DIR [--ctx 1024,8192] [--steps 64] [--json FILE]
+//
+// Measures, in this order: the device-to-device copy bandwidth (cudaMemcpy of 4 GB, bytes read +
+// written, the ceiling), the bf16 GEMV of each decoder matrix shape alone (weights rotated so L2
+// does not help), the checkpoint load (open + upload as bf16), prefill tok/s, then decode tok/s
+// at each context with the bytes a step must read (every matrix once + the KV cache) over the
+// step time, and the peak GPU memory. Prints "RESULT name value unit" lines for scripts/gpu-check.
+#if STEPAUDIO_CUDA
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/allocator.h"
+#include "backend/cuda/check.h"
+#include "core/tensor.h"
+#include "engine/kv_cache.h"
+#include "io/checkpoint.h"
+#include "model/llm.h"
+#include "ops/ops.h"
+
+using namespace stepaudio;
+
+namespace {
+
+std::map<std::string, double> g_results;
+
+void result(const std::string& name, double v, const char* unit) {
+  std::printf("RESULT %s %.6g %s\n", name.c_str(), v, unit);
+  std::fflush(stdout);
+  g_results[name] = v;
+}
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct Events {
+  cudaEvent_t a, b;
+  Events() {
+    CUDA_CHECK(cudaEventCreate(&a));
+    CUDA_CHECK(cudaEventCreate(&b));
+  }
+  ~Events() {
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
+  void start() { CUDA_CHECK(cudaEventRecord(a)); }
+  double stop_ms() {
+    CUDA_CHECK(cudaEventRecord(b));
+    CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    return ms;
+  }
+};
+
+double copy_bandwidth() {
+  const size_t bytes = size_t{4} << 30;
+  void *a = nullptr, *b = nullptr;
+  CUDA_CHECK(cudaMalloc(&a, bytes));
+  CUDA_CHECK(cudaMalloc(&b, bytes));
+  CUDA_CHECK(cudaMemset(a, 0x3c, bytes));
+  Events ev;
+  std::vector<double> ms;
+  for (int i = 0; i < 8; ++i) {
+    ev.start();
+    CUDA_CHECK(cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice));
+    const double t = ev.stop_ms();
+    if (i >= 2) ms.push_back(t);
+  }
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * bytes / (median(ms) * 1e-3) / 1e9;  // read + written
+}
+
+// One bf16 GEMV shape alone: M=1, weights rotated over enough copies to exceed L2.
+void gemv_shape(const char* name, int64_t N, int64_t K) {
+  const int64_t bytes = N * K * 2;
+  const int copies = static_cast<int>(std::max<int64_t>(2, (int64_t{400} << 20) / bytes + 1));
+  std::vector<Tensor> ws;
+  Tensor host = Tensor::empty({N, K}, DType::BF16);
+  uint16_t* p = host.data<uint16_t>();
+  uint64_t s = 99;
+  for (int64_t i = 0; i < N * K; ++i) {
+    s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
+    p[i] = f32_to_bf16(static_cast<float>((s * 0x2545F4914F6CDD1Dull) >> 40) / 8388608.0f / 8.0f -
+                       1.0f / 16.0f);
+  }
+  for (int c = 0; c < copies; ++c) ws.push_back(host.to(Device::cuda(0)));
+  Tensor x = Tensor::from_vector(std::vector<float>(static_cast<size_t>(K), 0.5f), {1, K})
+                 .to(Device::cuda(0));
+  for (int i = 0; i < 3; ++i) ops::linear(x, ws[static_cast<size_t>(i % copies)]);
+  Events ev;
+  const int reps = 40;
+  ev.start();
+  for (int i = 0; i < reps; ++i) ops::linear(x, ws[static_cast<size_t>(i % copies)]);
+  const double us = ev.stop_ms() * 1e3 / reps;
+  result(fmt::format("gemv_{}_us", name), us, "us");
+  result(fmt::format("gemv_{}_GBps", name), bytes / (us * 1e-6) / 1e9, "GB/s");
+}
+
+std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    out.push_back(std::stoll(s.substr(i, j - i)));
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model, json;
+  std::vector<int64_t> ctxs{1024};
+  int steps = 64;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) fail("bench_llm_gpu: {} needs a value", a);
+      return argv[++i];
+    };
+    if (a == "--model") model = next();
+    else if (a == "--ctx") ctxs = parse_list(next());
+    else if (a == "--steps") steps = std::stoi(next());
+    else if (a == "--json") json = next();
+    else fail("bench_llm_gpu: unknown argument '{}'", a);
+  }
+  try {
+    if (!cuda_available()) fail("bench_llm_gpu needs a CUDA device");
+    const double bw = copy_bandwidth();
+    result("copy_bw_GBps", bw, "GB/s");
+    gemv_shape("qo_3584x3584", 3584, 3584);
+    gemv_shape("kv_512x3584", 512, 3584);
+    gemv_shape("gateup_18944x3584", 18944, 3584);
+    gemv_shape("down_3584x18944", 3584, 18944);
+    gemv_shape("lmhead_158720x3584", 158720, 3584);
+    cuda::release_cached(0);
+    if (model.empty()) return 0;
+
+    double t0 = now_s();
+    const Checkpoint ckpt = Checkpoint::open(model);
+    const double t_open = now_s() - t0;
+    t0 = now_s();
+    const Qwen2LM lm(ckpt, Device::cuda(0), DType::BF16);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const double t_upload = now_s() - t0;
+    result("load_open_s", t_open, "s");
+    result("load_upload_s", t_upload, "s");
+    const TextConfig& cfg = lm.config();
+    const int64_t Hd = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;
+    const int64_t D = cfg.head_dim(), H = cfg.num_attention_heads, Hkv = cfg.num_key_value_heads;
+    const double layer_bytes =
+        2.0 * (2.0 * Hd * H * D + 2.0 * Hd * Hkv * D + 3.0 * Hd * I);  // bf16 matrices
+    const double weight_bytes = layer_bytes * cfg.num_hidden_layers + 2.0 * V * Hd;
+    result("weights_GB", weight_bytes / 1e9, "GB");
+
+    for (int64_t ctx : ctxs) {
+      KVCache cache(cfg, ctx + steps + 1, Device::cuda(0));
+      // Prefill ctx rows of token embeddings (the ids do not matter to the timing).
+      std::vector<int32_t> ids(static_cast<size_t>(ctx));
+      for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 7919) % 151000);
+      Tensor emb = lm.embed(ids);
+      CUDA_CHECK(cudaDeviceSynchronize());
+      t0 = now_s();
+      Tensor logits = lm.forward(emb, cache);  // host logits: synchronised
+      const double t_prefill = now_s() - t0;
+      result(fmt::format("prefill_{}_tok_per_s", ctx), ctx / t_prefill, "tok/s");
+      // Decode: greedy on the host logits, one token per step.
+      std::vector<double> step_s;
+      int32_t id = 0;
+      for (int s = 0; s < steps; ++s) {
+        const float* p = logits.data<float>();
+        id = static_cast<int32_t>(std::max_element(p, p + logits.numel()) - p);
+        const double a = now_s();
+        logits = lm.forward(lm.embed(std::span<const int32_t>(&id, 1)), cache);
+        step_s.push_back(now_s() - a);
+      }
+      const double t = median(step_s);
+      const double kv_bytes = 2.0 * cfg.num_hidden_layers * (ctx + steps / 2) * Hkv * D * 4.0;
+      const double gbps = (weight_bytes + kv_bytes) / t / 1e9;
+      result(fmt::format("decode_{}_tok_per_s", ctx), 1.0 / t, "tok/s");
+      result(fmt::format("decode_{}_ms", ctx), t * 1e3, "ms");
+      result(fmt::format("decode_{}_GBps", ctx), gbps, "GB/s");
+      result(fmt::format("decode_{}_roofline_frac", ctx), gbps / bw, "x");
+    }
+    const auto st = cuda::allocator_stats(0);
+    result("peak_gpu_alloc_GB", st.peak_in_use / 1e9, "GB");
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    result("gpu_mem_used_GB", (total_b - free_b) / 1e9, "GB");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_llm_gpu: %s\n", e.what());
+    return 1;
+  }
+  if (!json.empty()) {
+    std::ofstream out(json);
+    out << "{";
+    bool first = true;
+    for (const auto& [k, v] : g_results) {
+      out << (first ? "" : ", ") << "\"" << k << "\": " << v;
+      first = false;
+    }
+    out << "}\n";
+  }
+  return 0;
+}
+#else
+#include <cstdio>
+int main() {
+  std::fprintf(stderr, "bench_llm_gpu: this build has no CUDA backend\n");
+  return 1;
+}
+#endif

@@ -1,0 +1,127 @@
+#include "backend/cuda/allocator.h"
+
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/cuda/check.h"
+#include "core/error.h"
+
+namespace stepaudio::cuda {
+
+namespace {
+
+// Sizes are rounded up so that slightly different requests share blocks: 512-byte steps below
+// 1 MiB, then 1/8 steps of the power of two, at most 12.5% waste.
+size_t round_size(size_t n) {
+  if (n <= (1u << 20)) return (n + 511) / 512 * 512;
+  size_t p = 1;
+  while (p < n) p <<= 1;
+  const size_t step = p / 16;
+  return (n + step - 1) / step * step;
+}
+
+struct Pool {
+  std::mutex mu;
+  std::multimap<size_t, void*> free;         // size -> block
+  std::unordered_map<void*, size_t> blocks;  // every live block -> its size
+  AllocatorStats stats;
+
+  void release_free_locked() {
+    for (auto& [size, p] : free) {
+      cudaFree(p);
+      blocks.erase(p);
+      stats.cached -= size;
+    }
+    free.clear();
+  }
+};
+
+// One pool per device, created on first use and never destroyed: the blocks it holds belong to
+// CUDA contexts that are torn down at exit anyway, and freeing them from a static destructor
+// after the runtime is gone would fail.
+Pool& pool(int device) {
+  static std::mutex mu;
+  static auto* pools = new std::map<int, Pool*>();
+  std::lock_guard<std::mutex> lock(mu);
+  Pool*& p = (*pools)[device];
+  if (!p) p = new Pool();
+  return *p;
+}
+
+std::atomic<bool> g_poison{false};
+
+void* poisoned(void* p, size_t size) {
+  if (g_poison.load(std::memory_order_relaxed)) CUDA_CHECK(cudaMemset(p, 0xFF, size));
+  return p;
+}
+
+}  // namespace
+
+void set_poison_allocations(bool on) { g_poison.store(on); }
+
+void* cached_alloc(size_t bytes, int device) {
+  const size_t size = round_size(bytes ? bytes : 1);
+  Pool& pl = pool(device);
+  std::lock_guard<std::mutex> lock(pl.mu);
+  // Reuse a cached block of this size, or one at most a quarter bigger.
+  auto it = pl.free.lower_bound(size);
+  if (it != pl.free.end() && it->first <= size + size / 4) {
+    void* p = it->second;
+    const size_t got = it->first;
+    pl.free.erase(it);
+    pl.stats.cached -= got;
+    pl.stats.in_use += got;
+    if (pl.stats.in_use > pl.stats.peak_in_use) pl.stats.peak_in_use = pl.stats.in_use;
+    CUDA_CHECK(cudaSetDevice(device));
+    return poisoned(p, got);
+  }
+  CUDA_CHECK(cudaSetDevice(device));
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, size);
+  if (e != cudaSuccess) {
+    // Out of memory with blocks cached: give them back and try once more.
+    cudaGetLastError();
+    pl.release_free_locked();
+    e = cudaMalloc(&p, size);
+  }
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    fail("out of GPU memory on cuda:{} allocating {} bytes ({}; {} bytes in use)", device, bytes,
+         cudaGetErrorString(e), pl.stats.in_use);
+  }
+  pl.blocks[p] = size;
+  pl.stats.in_use += size;
+  if (pl.stats.in_use > pl.stats.peak_in_use) pl.stats.peak_in_use = pl.stats.in_use;
+  return poisoned(p, size);
+}
+
+void cached_free(void* p, int device) {
+  if (!p) return;
+  Pool& pl = pool(device);
+  std::lock_guard<std::mutex> lock(pl.mu);
+  auto it = pl.blocks.find(p);
+  if (it == pl.blocks.end()) return;  // not ours; nothing sensible to do from a deleter
+  pl.stats.in_use -= it->second;
+  pl.stats.cached += it->second;
+  pl.free.emplace(it->second, p);
+}
+
+void release_cached(int device) {
+  Pool& pl = pool(device);
+  std::lock_guard<std::mutex> lock(pl.mu);
+  cudaSetDevice(device);
+  pl.release_free_locked();
+}
+
+AllocatorStats allocator_stats(int device) {
+  Pool& pl = pool(device);
+  std::lock_guard<std::mutex> lock(pl.mu);
+  return pl.stats;
+}
+
+}  // namespace stepaudio::cuda

@@ -1,0 +1,25 @@
+// A caching allocator for device memory. cudaFree synchronises the whole device and cudaMalloc
+// costs microseconds, so the many short-lived activations of a forward pass would stall the
+// decode loop; freed blocks are kept per device in size classes and handed out again. All
+// kernels run on the legacy default stream, so a block freed by the host while a kernel still
+// reads it is only reused by work queued after that kernel.
+#pragma once
+#include <cstddef>
+
+namespace stepaudio::cuda {
+
+void* cached_alloc(size_t bytes, int device);
+void cached_free(void* p, int device);
+// Returns every cached (unused) block to the driver, e.g. before a large one-off allocation.
+void release_cached(int device);
+
+struct AllocatorStats {
+  size_t in_use = 0, cached = 0, peak_in_use = 0;
+};
+AllocatorStats allocator_stats(int device);
+
+// Tests: when on, every block handed out is first filled with 0xFF bytes (a NaN in F32, BF16 and
+// F16), so an output element a kernel forgets to write shows up as NaN.
+void set_poison_allocations(bool on);
+
+}  // namespace stepaudio::cuda

@@ -1,0 +1,33 @@
+#include "backend/cuda/blas.h"
+
+#include <map>
+#include <memory>
+
+#include "backend/cuda/check.h"
+
+namespace stepaudio::cuda {
+
+namespace {
+struct Handles {
+  std::map<int, cublasHandle_t> by_device;
+  ~Handles() {
+    // At thread exit; the runtime may already be gone at process exit, so errors are ignored.
+    for (auto& [dev, h] : by_device) cublasDestroy(h);
+  }
+};
+}  // namespace
+
+cublasHandle_t blas_handle() {
+  thread_local Handles handles;
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  auto it = handles.by_device.find(dev);
+  if (it != handles.by_device.end()) return it->second;
+  cublasHandle_t h = nullptr;
+  CUBLAS_CHECK(cublasCreate(&h));
+  CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+  handles.by_device[dev] = h;
+  return h;
+}
+
+}  // namespace stepaudio::cuda

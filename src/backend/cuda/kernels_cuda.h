@@ -1,0 +1,57 @@
+// Raw-pointer launchers of the op kernels (the .cu files), called by ops_cuda.cpp. Kept free of
+// fmt and core headers: nvcc 13 cannot compile fmt 9's compile-time format checks, so every
+// message and Tensor lives in g++-compiled code. Every launcher queues its kernels on the legacy
+// default stream and then calls check_launch(), which throws stepaudio::Error on a launch error.
+#pragma once
+#include <cstdint>
+
+namespace stepaudio::cuda {
+
+enum class Elem : int { F32, BF16, F16 };
+
+// Defined in ops_cuda.cpp: throws when the last launch failed, naming `what`.
+void check_launch(const char* what);
+int sm_count();
+
+void launch_gelu(float* x, int64_t n);
+void launch_relu(float* x, int64_t n);
+void launch_silu_mul(const float* gate, const float* up, float* y, int64_t n);
+// a[i] += b[i % nb]
+void launch_add(float* a, int64_t n, const void* b, Elem bt, int64_t nb);
+void launch_rope(float* x, int64_t L, int64_t heads, int64_t head_dim, int64_t start,
+                 double theta);
+void launch_embedding(const void* table, Elem t, int64_t dim, const int32_t* ids, int64_t n,
+                      float* y);
+void launch_avg_pool2(const float* x, int64_t B, int64_t T, int64_t C, float* y);
+void launch_transpose(const float* x, int64_t B, int64_t A, int64_t C, float* y);
+void launch_convert(const void* x, Elem xt, void* y, Elem yt, int64_t n);
+
+void launch_rms_norm(const float* x, int64_t rows, int64_t n, const void* w, Elem wt, float eps,
+                     float* y);
+void launch_layer_norm(const float* x, int64_t rows, int64_t n, const void* w, const void* b,
+                       Elem wt, float eps, float* y);
+
+// y[M, N] = x[M, K] W[N, K]^T + b for M <= kGemvMaxRows; b may be null.
+constexpr int64_t kGemvMaxRows = 8;
+void launch_gemv(const float* x, int64_t M, const void* w, Elem wt, const void* b, Elem bt,
+                 float* y, int64_t N, int64_t K);
+void launch_add_bias(float* y, int64_t rows, int64_t N, const void* b, Elem bt);
+void launch_im2col(const float* x, int64_t B, int64_t C, int64_t T, int64_t K, int64_t stride,
+                   int64_t pad, int64_t To, float* col);
+
+struct AttentionArgs {
+  const float *q, *k, *v, *bias;  // bias [B, Lk] or null
+  float* out;
+  float *part_o, *part_ml;  // split-K workspaces ([splits, B*Lq*H, D] and [.., 2]) or null
+  int64_t B, Lq, Lk, H, Hkv, D;
+  float scale;
+  bool causal;
+  int64_t q_offset;
+  int64_t keys_per_split, splits;
+};
+constexpr int64_t kAttentionMaxHeadDim = 128;
+constexpr int64_t kAttentionKeyTile = 32;
+constexpr int64_t kAttentionRowTile = 16;
+void launch_attention(const AttentionArgs& a);
+
+}  // namespace stepaudio::cuda

@@ -1,0 +1,167 @@
+#include "model/encoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "ops/ops.h"
+
+namespace stepaudio {
+
+namespace {
+// Python floor division (the official length formulas are written with //).
+int64_t floordiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+constexpr float kMasked = -1e10f;  // mask_to_bias of the official code
+}  // namespace
+
+int64_t audio_wav_len(int64_t mel_frames) { return mel_frames - 2; }
+int64_t audio_encoder_len(int64_t mel_frames) {
+  return floordiv(floordiv(audio_wav_len(mel_frames) + 1, 2), 2);
+}
+int64_t audio_adaptor_len(int64_t mel_frames) {
+  return floordiv(audio_encoder_len(mel_frames) - 1, 2) + 1;
+}
+
+AudioEncoder::AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, Device device)
+    : cfg_(cfg), adaptor_(cfg, get) {
+  if (!device.is_cpu())
+    fail("AudioEncoder: device {} is not supported yet (the model runs on the CPU)", device.str());
+  const int64_t C = cfg.n_audio_state;
+  if (cfg.n_audio_head < 1 || C % cfg.n_audio_head != 0)
+    fail("AudioEncoder: n_audio_state {} is not divisible by n_audio_head {}", C, cfg.n_audio_head);
+  conv1_w_ = expect_weight(get, "encoder.conv1.weight", {C, cfg.n_mels, 3});
+  conv1_b_ = expect_vector_f32(get, "encoder.conv1.bias", C);
+  conv2_w_ = expect_weight(get, "encoder.conv2.weight", {C, C, 3});
+  conv2_b_ = expect_vector_f32(get, "encoder.conv2.bias", C);
+  pos_ = expect_weight(get, "encoder.positional_embedding.weight", {cfg.n_audio_ctx, C});
+  after_w_ = expect_vector_f32(get, "encoder.after_norm.weight", C);
+  after_b_ = expect_vector_f32(get, "encoder.after_norm.bias", C);
+  for (int64_t i = 0; i < cfg.n_audio_layer; ++i) {
+    const std::string p = fmt::format("encoder.blocks.{}.", i);
+    Block b;
+    b.attn_ln_w = expect_vector_f32(get, p + "attn_ln.weight", C);
+    b.attn_ln_b = expect_vector_f32(get, p + "attn_ln.bias", C);
+    b.q_w = expect_weight(get, p + "attn.query.weight", {C, C});
+    b.q_b = expect_vector_f32(get, p + "attn.query.bias", C);
+    b.k_w = expect_weight(get, p + "attn.key.weight", {C, C});
+    b.v_w = expect_weight(get, p + "attn.value.weight", {C, C});
+    b.v_b = expect_vector_f32(get, p + "attn.value.bias", C);
+    b.o_w = expect_weight(get, p + "attn.out.weight", {C, C});
+    b.o_b = expect_vector_f32(get, p + "attn.out.bias", C);
+    b.mlp_ln_w = expect_vector_f32(get, p + "mlp_ln.weight", C);
+    b.mlp_ln_b = expect_vector_f32(get, p + "mlp_ln.bias", C);
+    b.fc1_w = expect_weight(get, p + "mlp.0.weight", {4 * C, C});
+    b.fc1_b = expect_vector_f32(get, p + "mlp.0.bias", 4 * C);
+    b.fc2_w = expect_weight(get, p + "mlp.2.weight", {C, 4 * C});
+    b.fc2_b = expect_vector_f32(get, p + "mlp.2.bias", C);
+    blocks_.push_back(std::move(b));
+  }
+}
+
+// Pre-LN residual block: bidirectional attention over the keys the mask leaves, then the MLP.
+Tensor AudioEncoder::block(const Block& b, const Tensor& x, const Tensor& key_bias) const {
+  const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), H = cfg_.n_audio_head, D = C / H;
+  Tensor h = ops::layer_norm(x, b.attn_ln_w, b.attn_ln_b);
+  Tensor q = ops::linear(h, b.q_w, b.q_b).reshape({B, T, H, D});
+  Tensor k = ops::linear(h, b.k_w).reshape({B, T, H, D});  // the key projection has no bias
+  Tensor v = ops::linear(h, b.v_w, b.v_b).reshape({B, T, H, D});
+  // The official code scales q and k by D^-0.25 each; the product is the usual 1/sqrt(D).
+  ops::AttentionOptions opt;
+  opt.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  opt.key_bias = key_bias;
+  Tensor a = ops::attention(q, k, v, opt).reshape({B, T, C});
+  Tensor y = ops::add(x, ops::linear(a, b.o_w, b.o_b));
+  h = ops::layer_norm(y, b.mlp_ln_w, b.mlp_ln_b);
+  h = ops::linear(h, b.fc1_w, b.fc1_b);
+  ops::gelu_(h);
+  ops::add_(y, ops::linear(h, b.fc2_w, b.fc2_b));
+  return y;
+}
+
+std::vector<Tensor> AudioEncoder::encode(const std::vector<Tensor>& mels,
+                                         EncoderTrace* trace) const {
+  if (mels.empty()) fail("AudioEncoder::encode: no audio chunks given");
+  const int64_t B = static_cast<int64_t>(mels.size()), M = cfg_.n_mels, C = cfg_.n_audio_state;
+  int64_t T = 0;
+  for (size_t i = 0; i < mels.size(); ++i) {
+    const Tensor& m = mels[i];
+    if (!m.defined() || m.dtype() != DType::F32 || m.ndim() != 2 || m.dim(0) != M ||
+        !m.device().is_cpu())
+      fail("audio chunk {}: expected a CPU F32 log-mel [{}, frames], found {}", i, M,
+           m.defined() ? m.desc() : "nothing");
+    if (m.dim(1) < 3)
+      fail("audio chunk {}: {} mel frames is too short (at least 3, i.e. one audio sample)", i,
+           m.dim(1));
+    T = std::max(T, m.dim(1));
+  }
+  const int64_t T2 = (T + 1) / 2;
+  if (T2 > cfg_.n_audio_ctx)
+    fail("audio chunk of {} mel frames is too long: the encoder takes at most {} frames ({} s)", T,
+         2 * cfg_.n_audio_ctx, 2 * cfg_.n_audio_ctx / 100.0);
+
+  // padding_mels: right-pad every chunk with 0.0 to the longest one.
+  Tensor x = Tensor::zeros({B, M, T}, DType::F32);
+  for (int64_t b = 0; b < B; ++b) {
+    const Tensor& m = mels[static_cast<size_t>(b)];
+    const int64_t Tk = m.dim(1);
+    for (int64_t c = 0; c < M; ++c)
+      std::memcpy(x.data<float>() + (b * M + c) * T, m.data<float>() + c * Tk,
+                  static_cast<size_t>(Tk) * sizeof(float));
+  }
+
+  x = ops::conv1d(x, conv1_w_, conv1_b_, 1, 1);
+  ops::gelu_(x);
+  x = ops::conv1d(x, conv2_w_, conv2_b_, 2, 1);
+  ops::gelu_(x);
+  x = ops::transpose_last2(x);  // [B, T2, C]
+  ops::add_(x, pos_.slice_rows(0, T2));
+
+  // Key j of the stride-2 sequence stands for mel frame 2j + (T + 1) % 2 of the padded batch;
+  // it is used when that frame is inside the chunk's wav_len.
+  Tensor key_bias = Tensor::empty({B, T2}, DType::F32);
+  const int64_t offset = (T + 1) % 2;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t wav_len = audio_wav_len(mels[static_cast<size_t>(b)].dim(1));
+    for (int64_t j = 0; j < T2; ++j)
+      key_bias.data<float>()[b * T2 + j] = 2 * j + offset < wav_len ? 0.0f : kMasked;
+  }
+  if (trace) {
+    trace->blocks_in.clear();
+    for (int64_t b = 0; b < B; ++b)
+      trace->blocks_in.push_back(x.slice_rows(b, b + 1)
+                                     .reshape({T2, C})
+                                     .slice_rows(0, (mels[static_cast<size_t>(b)].dim(1) + 1) / 2)
+                                     .clone());
+    trace->key_bias = key_bias.clone();
+  }
+
+  for (const Block& blk : blocks_) x = block(blk, x, key_bias);
+  x = ops::avg_pool_time(x);  // [B, T3, C]
+  x = ops::layer_norm(x, after_w_, after_b_);
+
+  if (trace) {
+    trace->encoder_out.clear();
+    trace->encoder_len.clear();
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t E = audio_encoder_len(mels[static_cast<size_t>(b)].dim(1));
+      trace->encoder_len.push_back(E);
+      trace->encoder_out.push_back(x.slice_rows(b, b + 1)
+                                       .reshape({x.dim(1), C})
+                                       .slice_rows(0, std::max<int64_t>(E, 0))
+                                       .clone());
+    }
+  }
+
+  // The adaptor runs on the whole padded batch (its conv reads one row past a chunk's end).
+  Tensor y = adaptor_.forward(x);  // [B, T4, llm_dim]
+  std::vector<Tensor> out;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = std::max<int64_t>(audio_adaptor_len(mels[static_cast<size_t>(b)].dim(1)), 0);
+    SA_CHECK(n <= y.dim(1), "adaptor gave {} rows, chunk {} needs {}", y.dim(1), b, n);
+    out.push_back(y.slice_rows(b, b + 1).reshape({y.dim(1), y.dim(2)}).slice_rows(0, n).clone());
+  }
+  return out;
+}
+
+}  // namespace stepaudio
