@@ -26,6 +26,12 @@ int64_t Adaptor::out_len(int64_t t) const {
   return span < 0 ? 0 : span / cfg_.adapter_stride + 1;
 }
 
+void Adaptor::upload(Device device, DType matrices) {
+  for (Tensor* t : {&conv_w_, &w1_, &w2_})
+    *t = (t->dtype() == matrices ? *t : t->to_dtype(matrices)).to(device);
+  for (Tensor* t : {&conv_b_, &b1_, &b2_}) *t = t->to(device);
+}
+
 Tensor Adaptor::forward(const Tensor& x) const {
   Tensor h = ops::conv1d(ops::transpose_last2(x), conv_w_, conv_b_, cfg_.adapter_stride, kPadding);
   ops::gelu_(h);

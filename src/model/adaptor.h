@@ -18,6 +18,9 @@ class Adaptor {
   // Output rows for `t` input rows: (t + 2 - kernel) / stride + 1 (the conv's length formula).
   int64_t out_len(int64_t t) const;
 
+  // Moves the weights to `device` (matrices as `matrices`, vectors as F32).
+  void upload(Device device, DType matrices);
+
  private:
   AudioEncoderConfig cfg_;
   Tensor conv_w_, conv_b_, w1_, b1_, w2_, b2_;

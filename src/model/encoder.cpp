@@ -23,10 +23,16 @@ int64_t audio_adaptor_len(int64_t mel_frames) {
   return floordiv(audio_encoder_len(mel_frames) - 1, 2) + 1;
 }
 
-AudioEncoder::AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, Device device)
-    : cfg_(cfg), adaptor_(cfg, get) {
-  if (!device.is_cpu())
-    fail("AudioEncoder: device {} is not supported yet (the model runs on the CPU)", device.str());
+namespace {
+// A CPU copy of a (possibly device) tensor, for outputs and traces.
+Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t.clone() : t.to(Device::cpu()); }
+}  // namespace
+
+AudioEncoder::AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, Device device,
+                           DType cuda_weights)
+    : cfg_(cfg), device_(device), adaptor_(cfg, get) {
+  if (cuda_weights != DType::BF16 && cuda_weights != DType::F16 && cuda_weights != DType::F32)
+    fail("AudioEncoder: CUDA weights must be BF16, F16 or F32, got {}", dtype_name(cuda_weights));
   const int64_t C = cfg.n_audio_state;
   if (cfg.n_audio_head < 1 || C % cfg.n_audio_head != 0)
     fail("AudioEncoder: n_audio_state {} is not divisible by n_audio_head {}", C, cfg.n_audio_head);
@@ -57,6 +63,22 @@ AudioEncoder::AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, D
     b.fc2_b = expect_vector_f32(get, p + "mlp.2.bias", C);
     blocks_.push_back(std::move(b));
   }
+  if (device.is_cuda()) {
+    auto matrix = [&](Tensor& t) {
+      t = (t.dtype() == cuda_weights ? t : t.to_dtype(cuda_weights)).to(device);
+    };
+    auto vec = [&](Tensor& t) { t = t.to_dtype(DType::F32).to(device); };
+    matrix(conv1_w_);
+    matrix(conv2_w_);
+    for (Tensor* t : {&conv1_b_, &conv2_b_, &pos_, &after_w_, &after_b_}) vec(*t);
+    for (Block& b : blocks_) {
+      for (Tensor* t : {&b.q_w, &b.k_w, &b.v_w, &b.o_w, &b.fc1_w, &b.fc2_w}) matrix(*t);
+      for (Tensor* t : {&b.attn_ln_w, &b.attn_ln_b, &b.q_b, &b.v_b, &b.o_b, &b.mlp_ln_w,
+                        &b.mlp_ln_b, &b.fc1_b, &b.fc2_b})
+        vec(*t);
+    }
+    adaptor_.upload(device, cuda_weights);
+  }
 }
 
 // Pre-LN residual block: bidirectional attention over the keys the mask leaves, then the MLP.
@@ -86,9 +108,8 @@ std::vector<Tensor> AudioEncoder::encode(const std::vector<Tensor>& mels,
   int64_t T = 0;
   for (size_t i = 0; i < mels.size(); ++i) {
     const Tensor& m = mels[i];
-    if (!m.defined() || m.dtype() != DType::F32 || m.ndim() != 2 || m.dim(0) != M ||
-        !m.device().is_cpu())
-      fail("audio chunk {}: expected a CPU F32 log-mel [{}, frames], found {}", i, M,
+    if (!m.defined() || m.dtype() != DType::F32 || m.ndim() != 2 || m.dim(0) != M)
+      fail("audio chunk {}: expected an F32 log-mel [{}, frames], found {}", i, M,
            m.defined() ? m.desc() : "nothing");
     if (m.dim(1) < 3)
       fail("audio chunk {}: {} mel frames is too short (at least 3, i.e. one audio sample)", i,
@@ -100,16 +121,19 @@ std::vector<Tensor> AudioEncoder::encode(const std::vector<Tensor>& mels,
     fail("audio chunk of {} mel frames is too long: the encoder takes at most {} frames ({} s)", T,
          2 * cfg_.n_audio_ctx, 2 * cfg_.n_audio_ctx / 100.0);
 
-  // padding_mels: right-pad every chunk with 0.0 to the longest one.
+  // padding_mels: right-pad every chunk with 0.0 to the longest one. The batch is packed on the
+  // host (a few MB at most) and uploaded once.
   Tensor x = Tensor::zeros({B, M, T}, DType::F32);
   for (int64_t b = 0; b < B; ++b) {
-    const Tensor& m = mels[static_cast<size_t>(b)];
+    const Tensor& given = mels[static_cast<size_t>(b)];
+    const Tensor m = given.device().is_cpu() ? given : given.to(Device::cpu());
     const int64_t Tk = m.dim(1);
     for (int64_t c = 0; c < M; ++c)
       std::memcpy(x.data<float>() + (b * M + c) * T, m.data<float>() + c * Tk,
                   static_cast<size_t>(Tk) * sizeof(float));
   }
 
+  if (device_.is_cuda()) x = x.to(device_);
   x = ops::conv1d(x, conv1_w_, conv1_b_, 1, 1);
   ops::gelu_(x);
   x = ops::conv1d(x, conv2_w_, conv2_b_, 2, 1);
@@ -126,14 +150,14 @@ std::vector<Tensor> AudioEncoder::encode(const std::vector<Tensor>& mels,
     for (int64_t j = 0; j < T2; ++j)
       key_bias.data<float>()[b * T2 + j] = 2 * j + offset < wav_len ? 0.0f : kMasked;
   }
+  const Tensor host_key_bias = key_bias;
+  if (device_.is_cuda()) key_bias = key_bias.to(device_);
   if (trace) {
     trace->blocks_in.clear();
     for (int64_t b = 0; b < B; ++b)
-      trace->blocks_in.push_back(x.slice_rows(b, b + 1)
-                                     .reshape({T2, C})
-                                     .slice_rows(0, (mels[static_cast<size_t>(b)].dim(1) + 1) / 2)
-                                     .clone());
-    trace->key_bias = key_bias.clone();
+      trace->blocks_in.push_back(on_host(x.slice_rows(b, b + 1).reshape({T2, C}).slice_rows(
+          0, (mels[static_cast<size_t>(b)].dim(1) + 1) / 2)));
+    trace->key_bias = host_key_bias.clone();
   }
 
   for (const Block& blk : blocks_) x = block(blk, x, key_bias);
@@ -146,10 +170,8 @@ std::vector<Tensor> AudioEncoder::encode(const std::vector<Tensor>& mels,
     for (int64_t b = 0; b < B; ++b) {
       const int64_t E = audio_encoder_len(mels[static_cast<size_t>(b)].dim(1));
       trace->encoder_len.push_back(E);
-      trace->encoder_out.push_back(x.slice_rows(b, b + 1)
-                                       .reshape({x.dim(1), C})
-                                       .slice_rows(0, std::max<int64_t>(E, 0))
-                                       .clone());
+      trace->encoder_out.push_back(on_host(
+          x.slice_rows(b, b + 1).reshape({x.dim(1), C}).slice_rows(0, std::max<int64_t>(E, 0))));
     }
   }
 
@@ -159,7 +181,7 @@ std::vector<Tensor> AudioEncoder::encode(const std::vector<Tensor>& mels,
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = std::max<int64_t>(audio_adaptor_len(mels[static_cast<size_t>(b)].dim(1)), 0);
     SA_CHECK(n <= y.dim(1), "adaptor gave {} rows, chunk {} needs {}", y.dim(1), b, n);
-    out.push_back(y.slice_rows(b, b + 1).reshape({y.dim(1), y.dim(2)}).slice_rows(0, n).clone());
+    out.push_back(on_host(y.slice_rows(b, b + 1).reshape({y.dim(1), y.dim(2)}).slice_rows(0, n)));
   }
   return out;
 }

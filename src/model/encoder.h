@@ -35,14 +35,19 @@ int64_t audio_adaptor_len(int64_t mel_frames);  // n = (E - 1) / 2 + 1 (= audio_
 
 class AudioEncoder {
  public:
-  AudioEncoder(const Checkpoint& ckpt, Device device = Device::cpu())
-      : AudioEncoder(ckpt.config().audio, weights_of(ckpt), device) {}
-  AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, Device device = Device::cpu());
+  // On CUDA the weights are uploaded once: matrices in `cuda_weights` (BF16 by default; F32
+  // gives fp32 compute for comparisons with the goldens), vectors as F32.
+  AudioEncoder(const Checkpoint& ckpt, Device device = Device::cpu(),
+               DType cuda_weights = DType::BF16)
+      : AudioEncoder(ckpt.config().audio, weights_of(ckpt), device, cuda_weights) {}
+  AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, Device device = Device::cpu(),
+               DType cuda_weights = DType::BF16);
 
   const AudioEncoderConfig& config() const { return cfg_; }
 
-  // mels: one F32 [n_mels, T_k] per chunk. Returns one F32 [n_k, llm_dim] per chunk: the rows
-  // the LLM receives after that chunk's <audio_start>.
+  // mels: one F32 [n_mels, T_k] per chunk, on any device. Returns one CPU F32 [n_k, llm_dim] per
+  // chunk: the rows the LLM receives after that chunk's <audio_start>. Trace tensors are on the
+  // CPU.
   std::vector<Tensor> encode(const std::vector<Tensor>& mels, EncoderTrace* trace = nullptr) const;
 
  private:
@@ -53,6 +58,7 @@ class AudioEncoder {
   Tensor block(const Block& b, const Tensor& x, const Tensor& key_bias) const;
 
   AudioEncoderConfig cfg_;
+  Device device_;
   Tensor conv1_w_, conv1_b_, conv2_w_, conv2_b_, pos_, after_w_, after_b_;
   std::vector<Block> blocks_;
   Adaptor adaptor_;

@@ -1,0 +1,110 @@
+// End-to-end GPU figures on a full-size (random-weight) checkpoint, through the public API where
+// possible:
+//   encoder + adaptor for one 25 s chunk (mel [128, 2502], bf16 weights), median of N runs;
+//   time to first token for a spoken question (default ../shared/audio/en_story_11s.wav) with a
+//   short system prompt: audio decode + mel + encoder + prefill + the first sampled id.
+// Prints "RESULT name value unit" lines for scripts/gpu-check.
+//   bench_pipeline_gpu --model DIR [--audio WAV] [--runs N]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "core/log.h"
+#include "io/checkpoint.h"
+#include "model/encoder.h"
+#include "stepaudio/engine.h"
+
+#if STEPAUDIO_CUDA
+#include <cuda_runtime.h>
+#endif
+
+using namespace stepaudio;
+
+namespace {
+[[maybe_unused]] double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+[[maybe_unused]] void result(const char* name, double v, const char* unit) {
+  std::printf("RESULT %s %.6g %s\n", name, v, unit);
+  std::fflush(stdout);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  log::init_from_env();
+  std::string model, audio = std::string(STEPAUDIO_SHARED_DIR) + "/audio/en_story_11s.wav";
+  int runs = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--model"))
+      model = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--audio"))
+      audio = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--runs"))
+      runs = std::max(3, std::atoi(argv[i + 1]));
+  }
+  if (model.empty()) {
+    std::fprintf(stderr, "usage: bench_pipeline_gpu --model DIR [--audio WAV] [--runs N]\n");
+    return 2;
+  }
+#if !STEPAUDIO_CUDA
+  std::fprintf(stderr, "bench_pipeline_gpu: this build has no CUDA backend (%d runs asked)\n",
+               runs);
+  return 1;
+#else
+  try {
+    if (!cuda_available()) throw Error("no usable CUDA GPU");
+    const Device gpu = Device::cuda(0);
+    using Clock = std::chrono::steady_clock;
+    {
+      const Checkpoint ckpt = Checkpoint::open(model);
+      const AudioEncoder enc(ckpt, gpu, DType::BF16);
+      std::mt19937 rng(7);
+      std::uniform_real_distribution<float> u(-1.5f, 1.5f);
+      Tensor mel = Tensor::empty({ckpt.config().audio.n_mels, 2502}, DType::F32);
+      for (int64_t i = 0; i < mel.numel(); ++i) mel.data<float>()[i] = u(rng);
+      mel = mel.to(gpu);
+      std::vector<double> ms;
+      for (int r = 0; r < runs + 3; ++r) {
+        cudaDeviceSynchronize();
+        const auto t0 = Clock::now();
+        const std::vector<Tensor> rows = enc.encode({mel});  // rows come back to the host
+        cudaDeviceSynchronize();
+        if (r >= 3)
+          ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        if (rows.empty() || rows[0].dim(0) != 313) throw Error("unexpected adaptor output");
+      }
+      result("encoder_adaptor_25s_ms", median(ms), "ms");
+    }
+    Engine engine = Engine::load(model, {.device = gpu});
+    Conversation chat;
+    chat.system("You are a helpful assistant.").user().audio(audio);
+    Sampling greedy{.max_tokens = 1, .greedy = true};
+    std::vector<double> ttft, enc_s, pre_s, mel_s;
+    int64_t prompt_tokens = 0;
+    for (int r = 0; r < std::max(5, runs / 2) + 1; ++r) {
+      const Result res = engine.generate(chat, greedy);
+      if (r == 0) continue;  // warm-up: plans, handles, allocator
+      ttft.push_back(res.timings.first_token_s * 1e3);
+      enc_s.push_back(res.timings.encoder_s * 1e3);
+      pre_s.push_back(res.timings.prefill_s * 1e3);
+      mel_s.push_back((res.timings.audio_s + res.timings.mel_s) * 1e3);
+      prompt_tokens = res.timings.prompt_tokens;
+    }
+    result("ttft_prompt_tokens", static_cast<double>(prompt_tokens), "tokens");
+    result("ttft_audio_and_mel_ms", median(mel_s), "ms");
+    result("ttft_encoder_ms", median(enc_s), "ms");
+    result("ttft_prefill_ms", median(pre_s), "ms");
+    result("ttft_ms", median(ttft), "ms");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_pipeline_gpu: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+#endif
+}
