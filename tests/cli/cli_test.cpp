@@ -76,6 +76,8 @@ Proc run_cli(const std::vector<std::string>& args) {
     cmd += ' ';
     cmd += quote(a);
   }
+  // `run` uses the GPU when there is one; the goldens are checked on the CPU reference path.
+  if (!args.empty() && args[0] == "run") cmd += " --device cpu";
   cmd += " >";
   cmd += quote((io / "out").string());
   cmd += " 2>";

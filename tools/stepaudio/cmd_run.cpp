@@ -17,7 +17,7 @@
 namespace {
 
 struct RunArgs {
-  std::string model, task, system, prompt, audio_codes, device = "cpu";
+  std::string model, task, system, prompt, audio_codes, device = "auto";
   std::vector<std::string> audio;
   std::optional<float> temp, top_p, repetition_penalty;
   std::optional<int> top_k, max_tokens;
