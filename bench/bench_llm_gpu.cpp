@@ -40,8 +40,7 @@ void result(const std::string& name, double v, const char* unit) {
 }
 
 double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 double median(std::vector<double> v) {
@@ -138,11 +137,16 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) fail("bench_llm_gpu: {} needs a value", a);
       return argv[++i];
     };
-    if (a == "--model") model = next();
-    else if (a == "--ctx") ctxs = parse_list(next());
-    else if (a == "--steps") steps = std::stoi(next());
-    else if (a == "--json") json = next();
-    else fail("bench_llm_gpu: unknown argument '{}'", a);
+    if (a == "--model")
+      model = next();
+    else if (a == "--ctx")
+      ctxs = parse_list(next());
+    else if (a == "--steps")
+      steps = std::stoi(next());
+    else if (a == "--json")
+      json = next();
+    else
+      fail("bench_llm_gpu: unknown argument '{}'", a);
   }
   try {
     if (!cuda_available()) fail("bench_llm_gpu needs a CUDA device");

@@ -10,7 +10,7 @@ namespace stepaudio {
 enum class DType : uint8_t { F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL };
 
 size_t dtype_size(DType t);
-std::string_view dtype_name(DType t);     // "F32", "BF16", ... (safetensors spelling)
+std::string_view dtype_name(DType t);  // "F32", "BF16", ... (safetensors spelling)
 bool dtype_from_name(std::string_view name, DType* out);
 
 inline float bf16_to_f32(uint16_t h) {

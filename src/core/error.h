@@ -20,10 +20,11 @@ template <typename... Args>
 }
 
 // An internal invariant (a bug, not bad input).
-#define SA_CHECK(cond, ...)                                                          \
-  do {                                                                               \
-    if (!(cond)) ::stepaudio::fail("internal check failed: {} ({}:{}): {}", #cond, \
-                                   __FILE__, __LINE__, fmt::format(__VA_ARGS__));    \
+#define SA_CHECK(cond, ...)                                                                 \
+  do {                                                                                      \
+    if (!(cond))                                                                            \
+      ::stepaudio::fail("internal check failed: {} ({}:{}): {}", #cond, __FILE__, __LINE__, \
+                        fmt::format(__VA_ARGS__));                                          \
   } while (0)
 
 }  // namespace stepaudio

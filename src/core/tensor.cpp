@@ -35,7 +35,8 @@ std::shared_ptr<Storage> allocate(size_t bytes, Device device) {
 #if STEPAUDIO_CUDA
   void* p = cuda::device_alloc(bytes, device.index);
   st->data = p;
-  st->owner = std::shared_ptr<void>(p, [idx = device.index](void* q) { cuda::device_free(q, idx); });
+  st->owner =
+      std::shared_ptr<void>(p, [idx = device.index](void* q) { cuda::device_free(q, idx); });
   return st;
 #else
   fail("cannot allocate on {}: this build has no CUDA backend", device.str());
@@ -98,8 +99,8 @@ Tensor Tensor::borrow(void* data, Shape shape, DType dtype, Device device,
 }
 
 Tensor Tensor::from_vector(const std::vector<float>& v, Shape shape) {
-  SA_CHECK(shape_numel(shape) == static_cast<int64_t>(v.size()), "{} values for shape {}",
-           v.size(), shape_str(shape));
+  SA_CHECK(shape_numel(shape) == static_cast<int64_t>(v.size()), "{} values for shape {}", v.size(),
+           shape_str(shape));
   Tensor t = empty(std::move(shape), DType::F32);
   std::memcpy(t.raw(), v.data(), v.size() * sizeof(float));
   return t;
@@ -135,30 +136,59 @@ Tensor Tensor::to_dtype(DType dtype) const {
   const int64_t n = numel();
   auto read = [&](int64_t i) -> double {
     switch (dtype_) {
-      case DType::F32: return data<float>()[i];
-      case DType::F64: return data<double>()[i];
-      case DType::BF16: return bf16_to_f32(data<uint16_t>()[i]);
-      case DType::F16: return f16_to_f32(data<uint16_t>()[i]);
-      case DType::I64: return static_cast<double>(data<int64_t>()[i]);
-      case DType::I32: return data<int32_t>()[i];
-      case DType::I16: return data<int16_t>()[i];
-      case DType::I8: return data<int8_t>()[i];
-      case DType::U8: case DType::BOOL: return data<uint8_t>()[i];
+      case DType::F32:
+        return data<float>()[i];
+      case DType::F64:
+        return data<double>()[i];
+      case DType::BF16:
+        return bf16_to_f32(data<uint16_t>()[i]);
+      case DType::F16:
+        return f16_to_f32(data<uint16_t>()[i]);
+      case DType::I64:
+        return static_cast<double>(data<int64_t>()[i]);
+      case DType::I32:
+        return data<int32_t>()[i];
+      case DType::I16:
+        return data<int16_t>()[i];
+      case DType::I8:
+        return data<int8_t>()[i];
+      case DType::U8:
+      case DType::BOOL:
+        return data<uint8_t>()[i];
     }
     return 0;
   };
   for (int64_t i = 0; i < n; ++i) {
     const double v = read(i);
     switch (dtype) {
-      case DType::F32: out.data<float>()[i] = static_cast<float>(v); break;
-      case DType::F64: out.data<double>()[i] = v; break;
-      case DType::BF16: out.data<uint16_t>()[i] = f32_to_bf16(static_cast<float>(v)); break;
-      case DType::F16: out.data<uint16_t>()[i] = f32_to_f16(static_cast<float>(v)); break;
-      case DType::I64: out.data<int64_t>()[i] = static_cast<int64_t>(v); break;
-      case DType::I32: out.data<int32_t>()[i] = static_cast<int32_t>(v); break;
-      case DType::I16: out.data<int16_t>()[i] = static_cast<int16_t>(v); break;
-      case DType::I8: out.data<int8_t>()[i] = static_cast<int8_t>(v); break;
-      case DType::U8: case DType::BOOL: out.data<uint8_t>()[i] = static_cast<uint8_t>(v); break;
+      case DType::F32:
+        out.data<float>()[i] = static_cast<float>(v);
+        break;
+      case DType::F64:
+        out.data<double>()[i] = v;
+        break;
+      case DType::BF16:
+        out.data<uint16_t>()[i] = f32_to_bf16(static_cast<float>(v));
+        break;
+      case DType::F16:
+        out.data<uint16_t>()[i] = f32_to_f16(static_cast<float>(v));
+        break;
+      case DType::I64:
+        out.data<int64_t>()[i] = static_cast<int64_t>(v);
+        break;
+      case DType::I32:
+        out.data<int32_t>()[i] = static_cast<int32_t>(v);
+        break;
+      case DType::I16:
+        out.data<int16_t>()[i] = static_cast<int16_t>(v);
+        break;
+      case DType::I8:
+        out.data<int8_t>()[i] = static_cast<int8_t>(v);
+        break;
+      case DType::U8:
+      case DType::BOOL:
+        out.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+        break;
     }
   }
   return out;

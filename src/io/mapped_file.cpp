@@ -13,7 +13,7 @@
 namespace stepaudio {
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) fail("{}: cannot open: {}", path, std::strerror(errno));
   if (S_ISDIR(st.st_mode)) fail("{}: is a directory, expected a file", path);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

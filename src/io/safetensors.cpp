@@ -104,7 +104,8 @@ SafetensorsFile SafetensorsFile::from_bytes(std::shared_ptr<void> keep, const ch
   SafetensorsFile f;
   f.path_ = path;
   f.keep_ = std::move(keep);
-  if (size < 8) fail("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", path, size);
+  if (size < 8)
+    fail("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", path, size);
   uint64_t hlen = 0;
   std::memcpy(&hlen, bytes, 8);  // little-endian host assumed (x86-64, aarch64)
   if (hlen > size - 8)
@@ -152,7 +153,8 @@ void save_safetensors(const std::string& path,
   size_t off = 0;
   for (const auto& [n, t] : sorted) {
     if (h.contains(n)) fail("{}: duplicate tensor name '{}'", path, n);
-    h[n] = {{"dtype", dtype_name(t.dtype())}, {"shape", t.shape()},
+    h[n] = {{"dtype", dtype_name(t.dtype())},
+            {"shape", t.shape()},
             {"data_offsets", {off, off + t.nbytes()}}};
     off += t.nbytes();
   }
@@ -162,7 +164,8 @@ void save_safetensors(const std::string& path,
   FILE* fp = std::fopen(tmp.c_str(), "wb");
   if (!fp) fail("{}: cannot write: {}", path, std::strerror(errno));
   const uint64_t hlen = hs.size();
-  bool ok = std::fwrite(&hlen, 8, 1, fp) == 1 && std::fwrite(hs.data(), 1, hs.size(), fp) == hs.size();
+  bool ok =
+      std::fwrite(&hlen, 8, 1, fp) == 1 && std::fwrite(hs.data(), 1, hs.size(), fp) == hs.size();
   for (const auto& [n, t] : sorted)
     ok = ok && (t.nbytes() == 0 || std::fwrite(t.raw(), 1, t.nbytes(), fp) == t.nbytes());
   ok = (std::fclose(fp) == 0) && ok;

@@ -30,8 +30,7 @@ class SafetensorsFile {
   // Parses a header from memory (used by open() and by the fuzzer). `data_size` is the number
   // of bytes available after the header; offsets must fit in it.
   static std::map<std::string, TensorInfo> parse_header(const char* json, size_t json_len,
-                                                        size_t data_size,
-                                                        const std::string& where,
+                                                        size_t data_size, const std::string& where,
                                                         std::map<std::string, std::string>* meta);
 
   const std::string& path() const { return path_; }
@@ -53,7 +52,8 @@ class SafetensorsFile {
 
 // Writes tensors (any device; copied to the host) in name order. The file is written to a
 // temporary name beside `path` and renamed into place, so a failure never leaves a partial file.
-void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+void save_safetensors(const std::string& path,
+                      const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace stepaudio

@@ -37,8 +37,9 @@ class Qwen2LM {
 
   // Runs the rows of `embeds` (F32 [L, hidden], L >= 1, on any device) at positions
   // cache.length()...+L-1, appends their K/V to the cache (which must be on the model's device)
-  // and returns host logits F32 [L, vocab] if all_logits, else [1, vocab] for the last row. layer_outputs (if non-null) receives each layer's residual
-  // output [L, hidden] and, last, the final-norm hidden [L, hidden] (on the model's device).
+  // and returns host logits F32 [L, vocab] if all_logits, else [1, vocab] for the last row.
+  // layer_outputs (if non-null) receives each layer's residual output [L, hidden] and, last, the
+  // final-norm hidden [L, hidden] (on the model's device).
   Tensor forward(const Tensor& embeds, KVCache& cache, bool all_logits = false,
                  std::vector<Tensor>* layer_outputs = nullptr) const;
 

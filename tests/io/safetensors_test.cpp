@@ -63,13 +63,12 @@ TEST(Safetensors, ErrorsNameTheProblem) {
   expect_error(d / "short.safetensors", "8-byte");
   write_raw(d / "badjson.safetensors", "{not json", 0);
   expect_error(d / "badjson.safetensors", "not valid JSON");
-  write_raw(d / "trunc.safetensors",
-            R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8);
+  write_raw(d / "trunc.safetensors", R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+            8);
   expect_error(d / "trunc.safetensors", "truncated");
   write_raw(d / "size.safetensors", R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})",
             16);
   expect_error(d / "size.safetensors", "needs 12 bytes");
-  write_raw(d / "dtype.safetensors", R"({"x":{"dtype":"Q4","shape":[3],"data_offsets":[0,3]}})",
-            3);
+  write_raw(d / "dtype.safetensors", R"({"x":{"dtype":"Q4","shape":[3],"data_offsets":[0,3]}})", 3);
   expect_error(d / "dtype.safetensors", "unsupported dtype");
 }

@@ -53,8 +53,9 @@ void run_case(const Qwen2LM& lm, const std::string& c, const Tolerances& tol) {
   ASSERT_EQ(static_cast<int64_t>(outs.size()), layers + 1);
   for (int64_t i = 0; i < layers; ++i) {
     ASSERT_TRUE(outs[static_cast<size_t>(i)].device().is_cuda());
-    EXPECT_LE(max_abs_diff(outs[static_cast<size_t>(i)], golden(fmt::format("{}/layer{}_out", c, i))),
-              tol.hidden)
+    EXPECT_LE(
+        max_abs_diff(outs[static_cast<size_t>(i)], golden(fmt::format("{}/layer{}_out", c, i))),
+        tol.hidden)
         << "layer " << i;
   }
   const double dh = max_abs_diff(outs.back(), golden(c + "/hidden"));

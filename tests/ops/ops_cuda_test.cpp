@@ -85,7 +85,10 @@ constexpr double kBf16Tol = 1e-2;
 // The GEMV (<= 8 rows) computes in fp32 on the stored weights, so even with BF16 weights it must
 // match the CPU (which upcasts the same weights) to fp32 rounding.
 TEST_F(CudaOps, LinearGemvBf16MatchesCpu) {
-  struct Case { int64_t M, K, N; bool bias; };
+  struct Case {
+    int64_t M, K, N;
+    bool bias;
+  };
   for (Case c : {Case{1, 3584, 3584, true}, Case{1, 3584, 512, true}, Case{1, 3584, 18944, false},
                  Case{1, 18944, 3584, false}, Case{3, 3584, 4608, true},
                  Case{8, 18944, 3584, false}, Case{5, 32, 64, true}, Case{2, 20, 7, true}}) {
@@ -117,7 +120,9 @@ TEST_F(CudaOps, LinearGemvF32AndF16Weights) {
 
 // Many rows: cuBLAS. F32 weights are a true fp32 product; BF16 weights round the activations.
 TEST_F(CudaOps, LinearGemmMatchesCpu) {
-  struct Case { int64_t M, K, N; };
+  struct Case {
+    int64_t M, K, N;
+  };
   for (Case c : {Case{61, 3584, 3584}, Case{61, 3584, 18944}, Case{1500, 1280, 5120},
                  Case{1500, 5120, 1280}, Case{9, 3584, 512}}) {
     Tensor x = rand_f32({c.M, c.K});
@@ -133,7 +138,9 @@ TEST_F(CudaOps, LinearGemmMatchesCpu) {
 }
 
 TEST_F(CudaOps, Conv1dEncoderShapes) {
-  struct Case { int64_t B, C, T, Co, stride; };
+  struct Case {
+    int64_t B, C, T, Co, stride;
+  };
   for (Case c : {Case{1, 128, 3000, 1280, 1}, Case{2, 1280, 603, 1280, 2},
                  Case{1, 1280, 625, 1280, 2}, Case{1, 64, 7, 64, 2}}) {
     Tensor x = rand_f32({c.B, c.C, c.T});
@@ -155,8 +162,7 @@ TEST_F(CudaOps, Norms) {
   Tensor e = rand_f32({2, 1500, 1280}, 2.0f);
   for (int64_t i = 0; i < e.numel(); ++i) e.data<float>()[i] += 0.5f;  // a mean to remove
   Tensor lw = rand_f32({1280}), lb = rand_f32({1280});
-  EXPECT_LT(rel_l2(ops::layer_norm(gpu(e), gpu(lw), gpu(lb)), ops::layer_norm(e, lw, lb)),
-            kF32Tol);
+  EXPECT_LT(rel_l2(ops::layer_norm(gpu(e), gpu(lw), gpu(lb)), ops::layer_norm(e, lw, lb)), kF32Tol);
 }
 
 TEST_F(CudaOps, Pointwise) {
@@ -227,8 +233,8 @@ void check_attention(const AttnCase& c) {
   }
   Tensor ref = ops::attention(q, k, v, opt);
   Tensor got = ops::attention(gpu(q), gpu(k), gpu(v), gopt);
-  EXPECT_LT(rel_l2(got, ref), kF32Tol) << "B " << c.B << " Lq " << c.Lq << " Lk " << c.Lk
-                                       << " H " << c.H << "/" << c.Hkv << " D " << c.D;
+  EXPECT_LT(rel_l2(got, ref), kF32Tol) << "B " << c.B << " Lq " << c.Lq << " Lk " << c.Lk << " H "
+                                       << c.H << "/" << c.Hkv << " D " << c.D;
 }
 
 TEST_F(CudaOps, AttentionDecodeGqa) {

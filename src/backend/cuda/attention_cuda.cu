@@ -24,9 +24,9 @@ template <int DC>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
   extern __shared__ float smem[];
   const int64_t D = a.D, G = a.H / a.Hkv;
-  float* qs = smem;                     // [kRows][D]
-  float* ks = qs + kRows * D;           // [kKeys][D + 1] (padded: lane j reads row j)
-  float* vs = ks + kKeys * (D + 1);     // [kKeys][D]
+  float* qs = smem;                  // [kRows][D]
+  float* ks = qs + kRows * D;        // [kKeys][D + 1] (padded: lane j reads row j)
+  float* vs = ks + kKeys * (D + 1);  // [kKeys][D]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t b = blockIdx.y / a.Hkv, g = blockIdx.y % a.Hkv;
   const int64_t rows_total = a.Lq * G, r0 = int64_t{blockIdx.x} * kRows;
@@ -161,9 +161,12 @@ void launch_attention(const AttentionArgs& a) {
   const size_t smem = sizeof(float) * (kRows * a.D + kKeys * (a.D + 1) + kKeys * a.D);
   dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(a.B * a.Hkv),
             static_cast<unsigned>(a.splits));
-  if (a.D <= 32) attention_kernel<1><<<grid, kWarps * 32, smem>>>(a);
-  else if (a.D <= 64) attention_kernel<2><<<grid, kWarps * 32, smem>>>(a);
-  else attention_kernel<4><<<grid, kWarps * 32, smem>>>(a);
+  if (a.D <= 32)
+    attention_kernel<1><<<grid, kWarps * 32, smem>>>(a);
+  else if (a.D <= 64)
+    attention_kernel<2><<<grid, kWarps * 32, smem>>>(a);
+  else
+    attention_kernel<4><<<grid, kWarps * 32, smem>>>(a);
   check_launch("attention");
   if (a.splits > 1) {
     const int64_t rows = a.B * a.Lq * a.H;

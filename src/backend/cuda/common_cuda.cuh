@@ -53,9 +53,15 @@ inline unsigned grid_for(int64_t n, int threads) {
 template <typename F>
 void with_elem(Elem e, F&& f) {
   switch (e) {
-    case Elem::F32: f(float{}); return;
-    case Elem::BF16: f(__nv_bfloat16{}); return;
-    case Elem::F16: f(__half{}); return;
+    case Elem::F32:
+      f(float{});
+      return;
+    case Elem::BF16:
+      f(__nv_bfloat16{});
+      return;
+    case Elem::F16:
+      f(__half{});
+      return;
   }
 }
 

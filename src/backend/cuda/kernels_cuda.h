@@ -18,8 +18,7 @@ void launch_relu(float* x, int64_t n);
 void launch_silu_mul(const float* gate, const float* up, float* y, int64_t n);
 // a[i] += b[i % nb]
 void launch_add(float* a, int64_t n, const void* b, Elem bt, int64_t nb);
-void launch_rope(float* x, int64_t L, int64_t heads, int64_t head_dim, int64_t start,
-                 double theta);
+void launch_rope(float* x, int64_t L, int64_t heads, int64_t head_dim, int64_t start, double theta);
 void launch_embedding(const void* table, Elem t, int64_t dim, const int32_t* ids, int64_t n,
                       float* y);
 void launch_avg_pool2(const float* x, int64_t B, int64_t T, int64_t C, float* y);

@@ -165,14 +165,30 @@ void gemv(const float* x, int64_t M, const W* w, const B* b, float* y, int64_t N
     return;
   }
   switch (M) {
-    case 1: gemv_m<W, B, 1>(x, w, b, y, N, K); break;
-    case 2: gemv_m<W, B, 2>(x, w, b, y, N, K); break;
-    case 3: gemv_m<W, B, 3>(x, w, b, y, N, K); break;
-    case 4: gemv_m<W, B, 4>(x, w, b, y, N, K); break;
-    case 5: gemv_m<W, B, 5>(x, w, b, y, N, K); break;
-    case 6: gemv_m<W, B, 6>(x, w, b, y, N, K); break;
-    case 7: gemv_m<W, B, 7>(x, w, b, y, N, K); break;
-    default: gemv_m<W, B, 8>(x, w, b, y, N, K); break;
+    case 1:
+      gemv_m<W, B, 1>(x, w, b, y, N, K);
+      break;
+    case 2:
+      gemv_m<W, B, 2>(x, w, b, y, N, K);
+      break;
+    case 3:
+      gemv_m<W, B, 3>(x, w, b, y, N, K);
+      break;
+    case 4:
+      gemv_m<W, B, 4>(x, w, b, y, N, K);
+      break;
+    case 5:
+      gemv_m<W, B, 5>(x, w, b, y, N, K);
+      break;
+    case 6:
+      gemv_m<W, B, 6>(x, w, b, y, N, K);
+      break;
+    case 7:
+      gemv_m<W, B, 7>(x, w, b, y, N, K);
+      break;
+    default:
+      gemv_m<W, B, 8>(x, w, b, y, N, K);
+      break;
   }
 }
 

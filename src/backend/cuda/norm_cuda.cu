@@ -42,8 +42,8 @@ void launch_rms_norm(const float* x, int64_t rows, int64_t n, const void* w, Ele
                      float* y) {
   with_elem(wt, [&](auto tag) {
     using W = decltype(tag);
-    rms_norm_kernel<W><<<static_cast<unsigned>(rows), kThreads>>>(x, n, static_cast<const W*>(w),
-                                                                 eps, y);
+    rms_norm_kernel<W>
+        <<<static_cast<unsigned>(rows), kThreads>>>(x, n, static_cast<const W*>(w), eps, y);
   });
   check_launch("rms_norm");
 }

@@ -28,19 +28,27 @@ namespace {
 
 Elem elem_of(const Tensor& t, const char* op) {
   switch (t.dtype()) {
-    case DType::F32: return Elem::F32;
-    case DType::BF16: return Elem::BF16;
-    case DType::F16: return Elem::F16;
-    default: fail("{}: unsupported element type {} on CUDA", op, t.desc());
+    case DType::F32:
+      return Elem::F32;
+    case DType::BF16:
+      return Elem::BF16;
+    case DType::F16:
+      return Elem::F16;
+    default:
+      fail("{}: unsupported element type {} on CUDA", op, t.desc());
   }
 }
 
 cudaDataType_t blas_type(DType t) {
   switch (t) {
-    case DType::F32: return CUDA_R_32F;
-    case DType::BF16: return CUDA_R_16BF;
-    case DType::F16: return CUDA_R_16F;
-    default: fail("linear: unsupported weight type {} on CUDA", dtype_name(t));
+    case DType::F32:
+      return CUDA_R_32F;
+    case DType::BF16:
+      return CUDA_R_16BF;
+    case DType::F16:
+      return CUDA_R_16F;
+    default:
+      fail("linear: unsupported weight type {} on CUDA", dtype_name(t));
   }
 }
 
@@ -65,8 +73,8 @@ void linear_into(const Tensor& x2d, const Tensor& w, const Tensor& b, float* y) 
   if (M == 0 || N == 0) return;
   if (M <= kGemvMaxRows) {
     launch_gemv(x2d.data<float>(), M, w.raw(), elem_of(w, "linear"),
-                b.defined() ? b.raw() : nullptr, b.defined() ? elem_of(b, "linear") : Elem::F32,
-                y, N, K);
+                b.defined() ? b.raw() : nullptr, b.defined() ? elem_of(b, "linear") : Elem::F32, y,
+                N, K);
     return;
   }
   if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
@@ -98,8 +106,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   return y;
 }
 
-Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
-              int64_t padding) {
+Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding) {
   need_cuda(x, "conv1d", "x");
   need_cuda(w, "conv1d", "weight");
   need_cuda(b, "conv1d", "bias");
@@ -213,8 +220,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
   const int64_t min_keys = 2 * kAttentionKeyTile;
   int64_t splits = 1;
   if (blocks < target && Lk > min_keys)
-    splits = std::min<int64_t>({(target + blocks - 1) / blocks, (Lk + min_keys - 1) / min_keys,
-                                65535});
+    splits =
+        std::min<int64_t>({(target + blocks - 1) / blocks, (Lk + min_keys - 1) / min_keys, 65535});
   int64_t kps = (Lk + splits - 1) / splits;
   kps = (kps + kAttentionKeyTile - 1) / kAttentionKeyTile * kAttentionKeyTile;
   splits = (Lk + kps - 1) / kps;

@@ -41,9 +41,12 @@ __global__ void convert_kernel(const S* x, D* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
     const float v = load_f32(x, i);
-    if constexpr (std::is_same_v<D, float>) y[i] = v;
-    else if constexpr (std::is_same_v<D, __nv_bfloat16>) y[i] = __float2bfloat16_rn(v);
-    else y[i] = __float2half_rn(v);
+    if constexpr (std::is_same_v<D, float>)
+      y[i] = v;
+    else if constexpr (std::is_same_v<D, __nv_bfloat16>)
+      y[i] = __float2bfloat16_rn(v);
+    else
+      y[i] = __float2half_rn(v);
   }
 }
 
@@ -56,8 +59,8 @@ __global__ void rope_kernel(float* x, int64_t L, int64_t heads, int64_t D, int64
   for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n;
        t += int64_t{gridDim.x} * blockDim.x) {
     const int64_t i = t % half, lh = t / half, l = lh / heads;
-    const float p = static_cast<float>(pow(theta, static_cast<double>(2 * i) /
-                                                      static_cast<double>(D)));
+    const float p =
+        static_cast<float>(pow(theta, static_cast<double>(2 * i) / static_cast<double>(D)));
     const float inv = 1.0f / p;
     const float ang = static_cast<float>(start + l) * inv;
     const float c = static_cast<float>(cos(static_cast<double>(ang)));
@@ -136,7 +139,7 @@ void launch_add(float* a, int64_t n, const void* b, Elem bt, int64_t nb) {
 void launch_rope(float* x, int64_t L, int64_t heads, int64_t head_dim, int64_t start,
                  double theta) {
   rope_kernel<<<grid_for(L * heads * (head_dim / 2), kThreads), kThreads>>>(x, L, heads, head_dim,
-                                                                           start, theta);
+                                                                            start, theta);
   check_launch("rope");
 }
 
@@ -144,8 +147,8 @@ void launch_embedding(const void* table, Elem t, int64_t dim, const int32_t* ids
                       float* y) {
   with_elem(t, [&](auto tag) {
     using T = decltype(tag);
-    embedding_kernel<T><<<grid_for(n * dim, kThreads), kThreads>>>(static_cast<const T*>(table),
-                                                                   dim, ids, n, y);
+    embedding_kernel<T>
+        <<<grid_for(n * dim, kThreads), kThreads>>>(static_cast<const T*>(table), dim, ids, n, y);
   });
   check_launch("embedding");
 }
@@ -167,8 +170,8 @@ void launch_convert(const void* x, Elem xt, void* y, Elem yt, int64_t n) {
     using S = decltype(src);
     with_elem(yt, [&](auto dst) {
       using D = decltype(dst);
-      convert_kernel<S, D><<<grid_for(n, kThreads), kThreads>>>(static_cast<const S*>(x),
-                                                               static_cast<D*>(y), n);
+      convert_kernel<S, D>
+          <<<grid_for(n, kThreads), kThreads>>>(static_cast<const S*>(x), static_cast<D*>(y), n);
     });
   });
   check_launch("convert");

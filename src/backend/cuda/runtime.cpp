@@ -34,8 +34,9 @@ void memset_zero(void* p, size_t bytes, int device) {
 }
 
 void copy(void* dst, bool dst_device, const void* src, bool src_device, size_t bytes) {
-  cudaMemcpyKind kind = dst_device ? (src_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
-                                   : (src_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  cudaMemcpyKind kind = dst_device
+                            ? (src_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                            : (src_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
 }
 
