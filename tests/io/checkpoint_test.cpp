@@ -30,13 +30,7 @@ const char* kIndex = "model.safetensors.index.json";
 
 fs::path tiny_a() { return testing_paths::golden() / "tiny-a"; }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot read " + p.string());
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing_paths::read_text;
 void write_text(const fs::path& p, const std::string& s) {
   std::ofstream(p, std::ios::binary) << s;
 }

@@ -16,13 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) throw std::runtime_error("test data missing: " + p.string());
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing_paths::read_text;
 
 json official() {
   return json::parse(read_text(testing_paths::shared() / "stepaudio2-mini/config.json"));
