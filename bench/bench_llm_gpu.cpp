@@ -1,12 +1,16 @@
-// Batch-1 LLM decode on the GPU against the memory-bandwidth roofline.
+// LLM decode on the GPU against the memory-bandwidth roofline.
 //
-//   bench_llm_gpu --model DIR [--ctx 1024,8192] [--steps 64] [--json FILE]
+//   bench_llm_gpu --model DIR [--ctx 1024,8192] [--batch 1,8,64] [--steps 64] [--json FILE]
 //
 // Measures, in this order: the device-to-device copy bandwidth (cudaMemcpy of 4 GB, bytes read +
 // written, the ceiling), the bf16 GEMV of each decoder matrix shape alone (weights rotated so L2
-// does not help), the checkpoint load (open + upload as bf16), prefill tok/s, then decode tok/s
-// at each context with the bytes a step must read (every matrix once + the KV cache) over the
-// step time, and the peak GPU memory. Prints "RESULT name value unit" lines for scripts/gpu-check.
+// does not help), the checkpoint load (open + upload as bf16), prefill tok/s, then decode at each
+// context and batch size through DecodeRunner (the engine's step: decode_step + device sampling,
+// replayed as a CUDA graph; batch 1 also eagerly, to show what the graph saves): step time,
+// aggregate tok/s, and the bytes a step must read (every matrix once + each sequence's BF16 KV
+// cache) over the step time, and the peak GPU memory. Batches > 1 do not prefill (their caches
+// are zero-filled to the context length: the values do not change the time). Prints
+// "RESULT name value unit" lines for scripts/gpu-check.
 #if STEPAUDIO_CUDA
 #include <cuda_runtime.h>
 
@@ -21,7 +25,9 @@
 
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/check.h"
+#include "backend/cuda/ops_cuda.h"
 #include "core/tensor.h"
+#include "engine/decode_runner.h"
 #include "engine/kv_cache.h"
 #include "io/checkpoint.h"
 #include "model/llm.h"
@@ -87,8 +93,9 @@ double copy_bandwidth() {
   return 2.0 * bytes / (median(ms) * 1e-3) / 1e9;  // read + written
 }
 
-// One bf16 GEMV shape alone: M=1, weights rotated over enough copies to exceed L2.
-void gemv_shape(const char* name, int64_t N, int64_t K) {
+// One bf16 product shape alone, M rows of x, weights rotated over enough copies to exceed L2;
+// for M > 1 both the GEMV kernel and cuBLAS (the tag says which).
+void gemv_shape(const char* name, int64_t N, int64_t K, int64_t M = 1, bool gemv = true) {
   const int64_t bytes = N * K * 2;
   const int copies = static_cast<int>(std::max<int64_t>(2, (int64_t{400} << 20) / bytes + 1));
   std::vector<Tensor> ws;
@@ -101,16 +108,19 @@ void gemv_shape(const char* name, int64_t N, int64_t K) {
                        1.0f / 16.0f);
   }
   for (int c = 0; c < copies; ++c) ws.push_back(host.to(Device::cuda(0)));
-  Tensor x = Tensor::from_vector(std::vector<float>(static_cast<size_t>(K), 0.5f), {1, K})
+  Tensor x = Tensor::from_vector(std::vector<float>(static_cast<size_t>(M * K), 0.5f), {M, K})
                  .to(Device::cuda(0));
+  cuda::set_gemv_max_rows(gemv ? M : 0);
   for (int i = 0; i < 3; ++i) ops::linear(x, ws[static_cast<size_t>(i % copies)]);
   Events ev;
   const int reps = 40;
   ev.start();
   for (int i = 0; i < reps; ++i) ops::linear(x, ws[static_cast<size_t>(i % copies)]);
   const double us = ev.stop_ms() * 1e3 / reps;
-  result(fmt::format("gemv_{}_us", name), us, "us");
-  result(fmt::format("gemv_{}_GBps", name), bytes / (us * 1e-6) / 1e9, "GB/s");
+  cuda::set_gemv_max_rows(1);
+  const std::string tag = M == 1 ? std::string(name) : fmt::format("{}_m{}_{}", name, M, gemv ? "gemv" : "cublas");
+  result(fmt::format("gemv_{}_us", tag), us, "us");
+  result(fmt::format("gemv_{}_GBps", tag), bytes / (us * 1e-6) / 1e9, "GB/s");
 }
 
 std::vector<int64_t> parse_list(const std::string& s) {
@@ -130,6 +140,7 @@ std::vector<int64_t> parse_list(const std::string& s) {
 int main(int argc, char** argv) {
   std::string model, json;
   std::vector<int64_t> ctxs{1024};
+  std::vector<int64_t> batches{1, 8, 64};
   int steps = 64;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -141,6 +152,8 @@ int main(int argc, char** argv) {
       model = next();
     else if (a == "--ctx")
       ctxs = parse_list(next());
+    else if (a == "--batch")
+      batches = parse_list(next());
     else if (a == "--steps")
       steps = std::stoi(next());
     else if (a == "--json")
@@ -157,6 +170,8 @@ int main(int argc, char** argv) {
     gemv_shape("gateup_18944x3584", 18944, 3584);
     gemv_shape("down_3584x18944", 3584, 18944);
     gemv_shape("lmhead_158720x3584", 158720, 3584);
+    for (int64_t m : {2, 4, 8})
+      for (bool g : {true, false}) gemv_shape("gateup_37888x3584", 37888, 3584, m, g);
     cuda::release_cached(0);
     if (model.empty()) return 0;
 
@@ -177,34 +192,52 @@ int main(int argc, char** argv) {
     const double weight_bytes = layer_bytes * cfg.num_hidden_layers + 2.0 * V * Hd;
     result("weights_GB", weight_bytes / 1e9, "GB");
 
-    for (int64_t ctx : ctxs) {
-      KVCache cache(cfg, ctx + steps + 1, Device::cuda(0));
-      // Prefill ctx rows of token embeddings (the ids do not matter to the timing).
-      std::vector<int32_t> ids(static_cast<size_t>(ctx));
-      for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 7919) % 151000);
-      Tensor emb = lm.embed(ids);
-      CUDA_CHECK(cudaDeviceSynchronize());
-      t0 = now_s();
-      Tensor logits = lm.forward(emb, cache);  // host logits: synchronised
-      const double t_prefill = now_s() - t0;
-      result(fmt::format("prefill_{}_tok_per_s", ctx), ctx / t_prefill, "tok/s");
-      // Decode: greedy on the host logits, one token per step.
+    const double kv_row_bytes = 2.0 * cfg.num_hidden_layers * Hkv * D * 2.0;  // K+V, bf16
+    // Median step time of `steps` DecodeRunner steps for B sequences at context ctx.
+    auto decode = [&](KVCache& cache, int64_t B, int64_t ctx, bool graph) {
+      DecodeRunner run(lm, cache, B, graph);
+      ops::SampleParams greedy;
+      for (int64_t b = 0; b < B; ++b) run.set_row(b, b, ctx, 1000 + static_cast<int32_t>(b), greedy, {}, 1);
       std::vector<double> step_s;
-      int32_t id = 0;
-      for (int s = 0; s < steps; ++s) {
-        const float* p = logits.data<float>();
-        id = static_cast<int32_t>(std::max_element(p, p + logits.numel()) - p);
+      for (int s = 0; s < steps + 2; ++s) {
         const double a = now_s();
-        logits = lm.forward(lm.embed(std::span<const int32_t>(&id, 1)), cache);
-        step_s.push_back(now_s() - a);
+        run.step();
+        if (s >= 2) step_s.push_back(now_s() - a);  // the eager first step and the capture
       }
-      const double t = median(step_s);
-      const double kv_bytes = 2.0 * cfg.num_hidden_layers * (ctx + steps / 2) * Hkv * D * 4.0;
-      const double gbps = (weight_bytes + kv_bytes) / t / 1e9;
-      result(fmt::format("decode_{}_tok_per_s", ctx), 1.0 / t, "tok/s");
-      result(fmt::format("decode_{}_ms", ctx), t * 1e3, "ms");
-      result(fmt::format("decode_{}_GBps", ctx), gbps, "GB/s");
-      result(fmt::format("decode_{}_roofline_frac", ctx), gbps / bw, "x");
+      return median(step_s);
+    };
+    auto report = [&](const std::string& tag, double t, int64_t B, int64_t ctx) {
+      const double bytes = weight_bytes + B * (ctx + steps / 2.0) * kv_row_bytes;
+      const double gbps = bytes / t / 1e9;
+      result(fmt::format("decode_{}_tok_per_s", tag), B / t, "tok/s");
+      result(fmt::format("decode_{}_ms", tag), t * 1e3, "ms");
+      result(fmt::format("decode_{}_GBps", tag), gbps, "GB/s");
+      result(fmt::format("decode_{}_roofline_frac", tag), gbps / bw, "x");
+    };
+    for (int64_t ctx : ctxs) {
+      {
+        KVCache cache = lm.make_cache(ctx + steps + 3, 1);
+        // Prefill ctx rows of token embeddings (the ids do not matter to the timing).
+        std::vector<int32_t> ids(static_cast<size_t>(ctx));
+        for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 7919) % 151000);
+        Tensor emb = lm.embed(ids);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        t0 = now_s();
+        lm.forward(emb, cache);  // host logits: synchronised
+        const double t_prefill = now_s() - t0;
+        result(fmt::format("prefill_{}_tok_per_s", ctx), ctx / t_prefill, "tok/s");
+        report(fmt::format("{}_b1", ctx), decode(cache, 1, ctx, true), 1, ctx);
+        report(fmt::format("{}_b1_eager", ctx), decode(cache, 1, ctx, false), 1, ctx);
+      }
+      for (int64_t B : batches) {
+        if (B == 1) continue;
+        KVCache cache = lm.make_cache(ctx + steps + 3, B);
+        for (int64_t l = 0; l < cache.num_layers(); ++l) {
+          CUDA_CHECK(cudaMemset(cache.k(l).raw(), 0, cache.k(l).nbytes()));
+          CUDA_CHECK(cudaMemset(cache.v(l).raw(), 0, cache.v(l).nbytes()));
+        }
+        report(fmt::format("{}_b{}", ctx, B), decode(cache, B, ctx, true), B, ctx);
+      }
     }
     const auto st = cuda::allocator_stats(0);
     result("peak_gpu_alloc_GB", st.peak_in_use / 1e9, "GB");

@@ -3,10 +3,13 @@
 //   encoder + adaptor for one 25 s chunk (mel [128, 2502], bf16 weights), median of N runs;
 //   time to first token for a spoken question (default ../shared/audio/en_story_11s.wav) with a
 //   short system prompt: audio decode + mel + encoder + prefill + the first sampled id.
+//   attention alone at the encoder's and the LLM prefill's shapes, fp32 kernel against the bf16
+//   tensor-core flash kernel (CUDA-event median), with the achieved TFLOP/s.
 // Prints "RESULT name value unit" lines for scripts/gpu-check.
 //   bench_pipeline_gpu --model DIR [--audio WAV] [--runs N]
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -17,6 +20,7 @@
 #include "core/log.h"
 #include "io/checkpoint.h"
 #include "model/encoder.h"
+#include "ops/ops.h"
 #include "stepaudio/engine.h"
 
 #if STEPAUDIO_CUDA
@@ -34,6 +38,67 @@ namespace {
   std::printf("RESULT %s %.6g %s\n", name, v, unit);
   std::fflush(stdout);
 }
+#if STEPAUDIO_CUDA
+// Median GPU time of one ops::attention call (events around the call; outputs are freed to the
+// caching allocator between calls, so no allocation is timed after the first).
+double time_attention(int64_t B, int64_t L, int64_t H, int64_t Hkv, int64_t D, bool causal,
+                      DType compute, int runs) {
+  const Device gpu = Device::cuda(0);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  auto rnd = [&](Shape s) {
+    Tensor t = Tensor::empty(std::move(s), DType::F32);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+    return t.to(gpu);
+  };
+  const Tensor q = rnd({B, L, H, D}), k = rnd({B, L, Hkv, D}), v = rnd({B, L, Hkv, D});
+  ops::AttentionOptions opt;
+  opt.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  opt.causal = causal;
+  opt.compute = compute;
+  if (!causal) {
+    Tensor kb = Tensor::zeros({B, L}, DType::F32);
+    kb.data<float>()[L - 1] = -1e10f;  // the 25 s chunk's last key
+    opt.key_bias = kb.to(gpu);
+  }
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<double> ms;
+  for (int r = 0; r < runs + 2; ++r) {
+    cudaEventRecord(e0);
+    const Tensor out = ops::attention(q, k, v, opt);
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    if (r >= 2) ms.push_back(t);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return median(ms);
+}
+
+void bench_attention(int runs) {
+  struct AttnShape {
+    const char* name;
+    int64_t B, L, H, Hkv, D;
+    bool causal;
+  };
+  for (const AttnShape& s : {AttnShape{"encoder_1251", 1, 1251, 20, 20, 64, false},
+                             AttnShape{"prefill_1024", 1, 1024, 28, 4, 128, true}}) {
+    // Useful work: QK^T and PV, halved for the causal mask.
+    const double flop = 4.0 * s.B * s.L * s.L * s.H * s.D * (s.causal ? 0.5 : 1.0);
+    for (DType c : {DType::F32, DType::BF16}) {
+      const double ms = time_attention(s.B, s.L, s.H, s.Hkv, s.D, s.causal, c, runs);
+      const std::string n =
+          std::string("attention_") + s.name + (c == DType::F32 ? "_f32" : "_bf16");
+      result((n + "_us").c_str(), ms * 1e3, "us");
+      result((n + "_tflops").c_str(), flop / (ms * 1e-3) / 1e12, "TFLOP/s");
+    }
+  }
+}
+#endif
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,6 +126,7 @@ int main(int argc, char** argv) {
     if (!cuda_available()) throw Error("no usable CUDA GPU");
     const Device gpu = Device::cuda(0);
     using Clock = std::chrono::steady_clock;
+    bench_attention(runs);
     {
       const Checkpoint ckpt = Checkpoint::open(model);
       const AudioEncoder enc(ckpt, gpu, DType::BF16);

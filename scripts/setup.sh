@@ -11,7 +11,9 @@ PACKAGES=(
   libkissfft-dev         # CPU real FFT (BSD; fits the Apache-2.0 licence)
   libopenblas-dev        # CPU GEMM (BSD)
   zlib1g-dev             # tests: reading the golden .npz (zip + deflate)
+  libzip-dev             # torch.save checkpoints (flow.pt, hift.pt) are zip archives (BSD)
   nlohmann-json3-dev     # JSON (safetensors headers, config.json)
+  libyaml-cpp-dev        # token2wav flow.yaml (MIT)
   libpcre2-dev           # Unicode regex for the Qwen2 pre-tokenizer
   libutf8proc-dev        # NFC normalisation
   libcli11-dev libfmt-dev libspdlog-dev

@@ -129,6 +129,14 @@ Tensor Tensor::to(Device device) const {
   return t;
 }
 
+void copy_into(Tensor& dst, const Tensor& src) {
+  if (!dst.defined() || !src.defined() || dst.shape() != src.shape() ||
+      dst.dtype() != src.dtype())
+    fail("copy_into: {} into {}: shapes and types must match",
+         src.defined() ? src.desc() : "nothing", dst.defined() ? dst.desc() : "nothing");
+  copy_bytes(dst.raw(), dst.device(), src.raw(), src.device(), src.nbytes());
+}
+
 Tensor Tensor::to_dtype(DType dtype) const {
   SA_CHECK(device().is_cpu(), "to_dtype needs a CPU tensor, got {}", desc());
   if (dtype == dtype_) return clone();

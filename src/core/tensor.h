@@ -74,4 +74,8 @@ class Tensor {
   DType dtype_ = DType::F32;
 };
 
+// Copies src's bytes into dst (same shape and dtype, any devices; dst keeps its storage, so
+// device buffers that a CUDA graph has captured can be refilled).
+void copy_into(Tensor& dst, const Tensor& src);
+
 }  // namespace stepaudio

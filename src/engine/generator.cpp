@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 
 #include "core/error.h"
+#include "engine/decode_runner.h"
 #include "engine/kv_cache.h"
 #include "model/audio_splice.h"
 #include "model/encoder.h"
 #include "model/llm.h"
+#include "ops/sample_ops.h"
 #include "text/output_split.h"
 
 namespace stepaudio {
@@ -68,7 +71,14 @@ Generation Generator::run(std::span<const int32_t> prompt, const std::vector<Ten
         "generator: the prompt has {} tokens; the context holds {} (prompt + at least one new "
         "token)",
         L, limit);
-  Sampler sampler(cfg.sampler);
+  cfg.sampler.validate();
+  ops::SampleParams sp;
+  sp.greedy = cfg.sampler.is_greedy() ? 1 : 0;
+  sp.temperature = cfg.sampler.temperature;
+  sp.top_k = cfg.sampler.top_k;
+  sp.top_p = cfg.sampler.top_p;
+  sp.repetition_penalty = cfg.sampler.repetition_penalty;
+  sp.seed = cfg.sampler.seed;
 
   Generation out;
   out.stats.prompt_tokens = L;
@@ -79,20 +89,23 @@ Generation Generator::run(std::span<const int32_t> prompt, const std::vector<Ten
 
   // The cache never needs more than prompt + budget rows.
   const int64_t cache_len = std::min(limit, L + cfg.max_new_tokens);
-  KVCache cache(lm_.config(), cache_len, device_);
+  KVCache cache = lm_.make_cache(cache_len);
   Tensor embeds = embed_prompt(prompt, rows);
   std::vector<float> row = last_row(lm_.forward(embeds, cache));
   const auto t2 = Clock::now();
   out.stats.prefill_s = seconds(t1, t2);
 
   auto t_first = t2;
-  std::vector<int32_t> seen(prompt.begin(), prompt.end());
+  // The first id from the prefill's host logits; the rest on the model's device (DecodeRunner),
+  // with the same sampler and counter, so a seed gives the same ids either way.
+  std::vector<uint8_t> presence(static_cast<size_t>(vocab), 0);
+  for (int32_t id : prompt) presence[static_cast<size_t>(id)] = 1;
+  std::unique_ptr<DecodeRunner> runner;
   auto is_stop = [&](int32_t id) {
     return std::find(cfg.stop_ids.begin(), cfg.stop_ids.end(), id) != cfg.stop_ids.end();
   };
+  int32_t id = ops::sample_row_host(row, sp, presence, 0);
   for (;;) {
-    const int32_t id = sampler.next(row, seen);
-    seen.push_back(id);
     out.tokens.push_back(id);
     if (out.tokens.size() == 1) {
       t_first = Clock::now();
@@ -112,8 +125,13 @@ Generation Generator::run(std::span<const int32_t> prompt, const std::vector<Ten
       out.stop = GenStop::ContextFull;
       break;
     }
-    const int32_t one[1] = {id};
-    row = last_row(lm_.forward(lm_.embed(one), cache));
+    if (!runner) {
+      runner = std::make_unique<DecodeRunner>(lm_, cache, 1);
+      std::vector<int32_t> seen(prompt.begin(), prompt.end());
+      seen.push_back(id);
+      runner->set_row(0, 0, L, id, sp, seen, 1);
+    }
+    id = runner->step()[0];
   }
   out.stats.generated_tokens = static_cast<int64_t>(out.tokens.size());
   out.stats.decode_s = seconds(t_first, Clock::now());

@@ -1,14 +1,12 @@
 #include "model/audio_splice.h"
 
-#include <cstring>
 
 namespace stepaudio {
 
 Tensor splice_audio(const Tensor& embeds, std::span<const int32_t> ids,
                     const std::vector<Tensor>& audio_rows) {
-  if (!embeds.defined() || embeds.dtype() != DType::F32 || embeds.ndim() != 2 ||
-      !embeds.device().is_cpu())
-    fail("splice_audio: expected CPU F32 embeddings [L, hidden], got {}",
+  if (!embeds.defined() || embeds.dtype() != DType::F32 || embeds.ndim() != 2)
+    fail("splice_audio: expected F32 embeddings [L, hidden], got {}",
          embeds.defined() ? embeds.desc() : "nothing");
   const int64_t L = embeds.dim(0), Hd = embeds.dim(1);
   if (static_cast<int64_t>(ids.size()) != L)
@@ -22,9 +20,8 @@ Tensor splice_audio(const Tensor& embeds, std::span<const int32_t> ids,
   Tensor out = embeds.clone();
   for (size_t k = 0; k < starts.size(); ++k) {
     const Tensor& r = audio_rows[k];
-    if (!r.defined() || r.dtype() != DType::F32 || r.ndim() != 2 || r.dim(1) != Hd ||
-        !r.device().is_cpu())
-      fail("splice_audio: audio chunk {}: expected CPU F32 [n, {}], got {}", k, Hd,
+    if (!r.defined() || r.dtype() != DType::F32 || r.ndim() != 2 || r.dim(1) != Hd)
+      fail("splice_audio: audio chunk {}: expected F32 [n, {}], got {}", k, Hd,
            r.defined() ? r.desc() : "nothing");
     const int64_t s = starts[k] + 1, n = r.dim(0);
     if (s + n > L)
@@ -32,7 +29,8 @@ Tensor splice_audio(const Tensor& embeds, std::span<const int32_t> ids,
           "splice_audio: audio chunk {} has {} rows but only {} positions follow its "
           "<audio_start> at {}",
           k, n, L - s, starts[k]);
-    std::memcpy(out.data<float>() + s * Hd, r.raw(), static_cast<size_t>(n * Hd) * sizeof(float));
+    Tensor rows = out.slice_rows(s, s + n);  // a view: the copy lands in `out`, on its device
+    copy_into(rows, r);
   }
   return out;
 }

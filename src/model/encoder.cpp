@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "ops/fused_ops.h"
 #include "ops/ops.h"
 
 namespace stepaudio {
@@ -13,6 +14,7 @@ namespace {
 int64_t floordiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 constexpr float kMasked = -1e10f;  // mask_to_bias of the official code
+constexpr float kLayerNormEps = 1e-5f;
 }  // namespace
 
 int64_t audio_wav_len(int64_t mel_frames) { return mel_frames - 2; }
@@ -81,24 +83,35 @@ AudioEncoder::AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, D
   }
 }
 
-// Pre-LN residual block: bidirectional attention over the keys the mask leaves, then the MLP.
-Tensor AudioEncoder::block(const Block& b, const Tensor& x, const Tensor& key_bias) const {
-  const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), H = cfg_.n_audio_head, D = C / H;
-  Tensor h = ops::layer_norm(x, b.attn_ln_w, b.attn_ln_b);
-  Tensor q = ops::linear(h, b.q_w, b.q_b).reshape({B, T, H, D});
-  Tensor k = ops::linear(h, b.k_w).reshape({B, T, H, D});  // the key projection has no bias
-  Tensor v = ops::linear(h, b.v_w, b.v_b).reshape({B, T, H, D});
+// Pre-LN residual block: x += attn(attn_ln(x), key_bias); x += mlp(mlp_ln(x)). The residual adds
+// go into the fused ops with the bias of the linear before them and the norm after them; with
+// bf16 weights on the GPU the norms and the GELU write bf16, which the next linear reads as is.
+Tensor AudioEncoder::block(const Block& b, const Tensor& x_in, const Tensor& key_bias) const {
+  const int64_t B = x_in.dim(0), T = x_in.dim(1), C = x_in.dim(2), H = cfg_.n_audio_head, D = C / H;
+  const DType act = device_.is_cuda() && b.q_w.dtype() == DType::BF16 ? DType::BF16 : DType::F32;
+  Tensor x = x_in;  // updated in place: the caller's x is not used after this block
+  Tensor h = ops::layer_norm_to(x, b.attn_ln_w, b.attn_ln_b, kLayerNormEps, act);
+  // q, k, v for the attention; with bf16 compute the bias add and the rounding to bf16 (which
+  // the tensor-core attention reads) are one pass.
+  auto proj = [&](const Tensor& w, const Tensor& bias) {
+    Tensor y =
+        act == DType::BF16 ? ops::bias_cast(ops::linear(h, w), bias, act) : ops::linear(h, w, bias);
+    return y.reshape({B, T, H, D});
+  };
+  Tensor q = proj(b.q_w, b.q_b);
+  Tensor k = proj(b.k_w, Tensor());  // the key projection has no bias
+  Tensor v = proj(b.v_w, b.v_b);
   // The official code scales q and k by D^-0.25 each; the product is the usual 1/sqrt(D).
   ops::AttentionOptions opt;
   opt.scale = 1.0f / std::sqrt(static_cast<float>(D));
   opt.key_bias = key_bias;
+  opt.compute = act;  // bf16 weights: the attention runs on the tensor cores too
   Tensor a = ops::attention(q, k, v, opt).reshape({B, T, C});
-  Tensor y = ops::add(x, ops::linear(a, b.o_w, b.o_b));
-  h = ops::layer_norm(y, b.mlp_ln_w, b.mlp_ln_b);
-  h = ops::linear(h, b.fc1_w, b.fc1_b);
-  ops::gelu_(h);
-  ops::add_(y, ops::linear(h, b.fc2_w, b.fc2_b));
-  return y;
+  h = ops::add_layer_norm_(x, ops::linear(a, b.o_w), b.o_b, b.mlp_ln_w, b.mlp_ln_b, kLayerNormEps,
+                           act);
+  h = ops::bias_gelu(ops::linear(h, b.fc1_w), b.fc1_b, act);
+  ops::add_residual_(x, ops::linear(h, b.fc2_w), b.fc2_b);
+  return x;
 }
 
 std::vector<Tensor> AudioEncoder::encode(const std::vector<Tensor>& mels,

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "ops/decode_ops.h"
 #include "ops/ops.h"
 
 namespace stepaudio {
@@ -39,16 +40,30 @@ Qwen2LM::Qwen2LM(const TextConfig& cfg, const WeightFn& get, Device device, DTyp
     layers_.push_back(std::move(l));
   }
   if (device.is_cuda()) {
+    kv_dtype_ = cuda_weights == DType::F32 ? DType::F32 : DType::BF16;
     // Matrices in the compute type, vectors as F32; a tensor already in its type is copied as is.
-    auto matrix = [&](Tensor& t) {
-      t = (t.dtype() == cuda_weights ? t : t.to_dtype(cuda_weights)).to(device);
-    };
+    auto host = [&](const Tensor& t) { return t.dtype() == cuda_weights ? t : t.to_dtype(cuda_weights); };
+    auto matrix = [&](Tensor& t) { t = host(t).to(device); };
     auto vec = [&](Tensor& t) { t = t.to(device); };
     vec(final_norm_);
     matrix(lm_head_);
+    matrix(embed_tokens_);
+    const int64_t q_rows = H * D, kv_rows = Hkv * D;
     for (Layer& l : layers_) {
-      for (Tensor* t : {&l.q_w, &l.k_w, &l.v_w, &l.o_w, &l.gate_w, &l.up_w, &l.down_w}) matrix(*t);
-      for (Tensor* t : {&l.in_norm, &l.q_b, &l.k_b, &l.v_b, &l.post_norm}) vec(*t);
+      l.qkv_w = concat_rows({host(l.q_w), host(l.k_w), host(l.v_w)}).to(device);
+      l.qkv_b = concat_rows({l.q_b, l.k_b, l.v_b}).to(device);
+      l.gate_up_w = concat_rows({host(l.gate_w), host(l.up_w)}).to(device);
+      // forward() keeps using the separate matrices: views of the fused ones.
+      l.q_w = l.qkv_w.slice_rows(0, q_rows);
+      l.k_w = l.qkv_w.slice_rows(q_rows, q_rows + kv_rows);
+      l.v_w = l.qkv_w.slice_rows(q_rows + kv_rows, q_rows + 2 * kv_rows);
+      l.q_b = l.qkv_b.slice_rows(0, q_rows);
+      l.k_b = l.qkv_b.slice_rows(q_rows, q_rows + kv_rows);
+      l.v_b = l.qkv_b.slice_rows(q_rows + kv_rows, q_rows + 2 * kv_rows);
+      l.gate_w = l.gate_up_w.slice_rows(0, I);
+      l.up_w = l.gate_up_w.slice_rows(I, 2 * I);
+      for (Tensor* t : {&l.o_w, &l.down_w}) matrix(*t);
+      for (Tensor* t : {&l.in_norm, &l.post_norm}) vec(*t);
     }
   }
 }
@@ -57,24 +72,29 @@ Tensor Qwen2LM::embed(std::span<const int32_t> ids) const {
   return ops::embedding(embed_tokens_, ids);
 }
 
+void Qwen2LM::check_cache(const KVCache& cache, const char* what) const {
+  if (cache.device() != device_)
+    fail("Qwen2LM::{}: the KV cache is on {} but the model on {}", what, cache.device().str(),
+         device_.str());
+  if (cache.num_layers() != static_cast<int64_t>(layers_.size()) ||
+      cache.kv_heads() != cfg_.num_key_value_heads || cache.head_dim() != cfg_.head_dim())
+    fail(
+        "Qwen2LM::{}: the KV cache was made for another model ({} layers of [{}, {}]); "
+        "this one needs {} layers of [{}, {}]",
+        what, cache.num_layers(), cache.kv_heads(), cache.head_dim(), layers_.size(),
+        cfg_.num_key_value_heads, cfg_.head_dim());
+}
+
 Tensor Qwen2LM::forward(const Tensor& embeds, KVCache& cache, bool all_logits,
-                        std::vector<Tensor>* layer_outputs) const {
+                        std::vector<Tensor>* layer_outputs, int64_t slot) const {
   const int64_t Hd = cfg_.hidden_size, H = cfg_.num_attention_heads;
   const int64_t Hkv = cfg_.num_key_value_heads, D = cfg_.head_dim();
   if (!embeds.defined() || embeds.dtype() != DType::F32 || embeds.ndim() != 2 ||
       embeds.dim(1) != Hd || embeds.dim(0) < 1)
     fail("Qwen2LM::forward: expected F32 embeddings [L >= 1, {}], got {}", Hd,
          embeds.defined() ? embeds.desc() : "nothing");
-  if (cache.device() != device_)
-    fail("Qwen2LM::forward: the KV cache is on {} but the model on {}", cache.device().str(),
-         device_.str());
-  if (cache.num_layers() != static_cast<int64_t>(layers_.size()) || cache.k(0).dim(1) != Hkv ||
-      cache.k(0).dim(2) != D)
-    fail(
-        "Qwen2LM::forward: the KV cache was made for another model ({} layers of [{}, {}]); "
-        "this one needs {} layers of [{}, {}]",
-        cache.num_layers(), cache.k(0).dim(1), cache.k(0).dim(2), layers_.size(), Hkv, D);
-  const int64_t L = embeds.dim(0), pos = cache.length();
+  check_cache(cache, "forward");
+  const int64_t L = embeds.dim(0), pos = cache.length(slot);
   if (pos + L > cache.max_len())
     fail("Qwen2LM::forward: {} new positions after {} exceed the KV cache's {} positions", L, pos,
          cache.max_len());
@@ -83,6 +103,9 @@ Tensor Qwen2LM::forward(const Tensor& embeds, KVCache& cache, bool all_logits,
   opt.scale = 1.0f / std::sqrt(static_cast<float>(D));
   opt.causal = true;
   opt.q_offset = pos;
+  // 16-bit weights on the GPU: the bf16 tensor-core flash attention for the prompt rows (the KV
+  // cache is BF16 then too); F32 weights keep fp32 attention for golden comparisons.
+  if (device_.is_cuda() && kv_dtype_ == DType::BF16) opt.compute = DType::BF16;
   if (layer_outputs) layer_outputs->clear();
 
   Tensor x = embeds.to(device_);
@@ -95,9 +118,9 @@ Tensor Qwen2LM::forward(const Tensor& embeds, KVCache& cache, bool all_logits,
     Tensor v = ops::linear(h, l.v_w, l.v_b).reshape({L, Hkv, D});
     ops::rope_(q, pos, cfg_.rope_theta);
     ops::rope_(k, pos, cfg_.rope_theta);
-    cache.write(li, pos, k, v);
-    Tensor keys = cache.k(li).slice_rows(0, pos + L).reshape({1, pos + L, Hkv, D});
-    Tensor vals = cache.v(li).slice_rows(0, pos + L).reshape({1, pos + L, Hkv, D});
+    cache.write(li, pos, k, v, slot);
+    Tensor keys = cache.keys(li, slot, pos + L).reshape({1, pos + L, Hkv, D});
+    Tensor vals = cache.values(li, slot, pos + L).reshape({1, pos + L, Hkv, D});
     Tensor a = ops::attention(q.reshape({1, L, H, D}), keys, vals, opt).reshape({L, H * D});
     ops::add_(x, ops::linear(a, l.o_w));
 
@@ -108,8 +131,42 @@ Tensor Qwen2LM::forward(const Tensor& embeds, KVCache& cache, bool all_logits,
   }
   Tensor h = ops::rms_norm(x, final_norm_, eps);
   if (layer_outputs) layer_outputs->push_back(h.clone());
-  cache.set_length(pos + L);
+  cache.set_length(pos + L, slot);
   return ops::linear(all_logits ? h : h.slice_rows(L - 1, L), lm_head_).to(Device::cpu());
+}
+
+Tensor Qwen2LM::decode_step(const Tensor& ids, const Tensor& positions, const Tensor& slots,
+                            KVCache& cache) const {
+  check_cache(cache, "decode_step");
+  if (!ids.defined() || ids.dtype() != DType::I32 || ids.ndim() != 1 || ids.numel() < 1 ||
+      ids.device() != device_)
+    fail("Qwen2LM::decode_step: expected I32 ids [B >= 1] on {}, got {}", device_.str(),
+         ids.defined() ? ids.desc() : "nothing");
+  const int64_t H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads;
+  const int64_t D = cfg_.head_dim();
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  Tensor x = ops::embedding_rows(embed_tokens_, ids);
+  Tensor h = ops::rms_norm(x, layers_.front().in_norm, eps);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    const auto li = static_cast<int64_t>(i);
+    // q|k|v in one product where the weights are fused (GPU); three on the CPU.
+    Tensor qkv = l.qkv_w.defined()
+                     ? ops::linear(h, l.qkv_w, l.qkv_b)
+                     : ops::concat_cols({ops::linear(h, l.q_w, l.q_b), ops::linear(h, l.k_w, l.k_b),
+                                         ops::linear(h, l.v_w, l.v_b)});
+    Tensor q = ops::qkv_rope_append(qkv, H, Hkv, positions, slots, cache.k(li), cache.v(li),
+                                    cfg_.rope_theta);
+    Tensor a = ops::decode_attention(q, cache.k(li), cache.v(li), slots, positions, scale);
+    h = ops::add_rms_norm(x, ops::linear(a, l.o_w), l.post_norm, eps);
+    Tensor gu = l.gate_up_w.defined()
+                    ? ops::linear(h, l.gate_up_w)
+                    : ops::concat_cols({ops::linear(h, l.gate_w), ops::linear(h, l.up_w)});
+    const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].in_norm : final_norm_;
+    h = ops::add_rms_norm(x, ops::linear(ops::swiglu(gu), l.down_w), next_norm, eps);
+  }
+  return ops::linear(h, lm_head_);
 }
 
 }  // namespace stepaudio

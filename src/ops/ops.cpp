@@ -1,6 +1,7 @@
 #include "ops/ops.h"
 
 #include <cmath>
+#include <utility>
 
 #include "backend/cpu/attention_cpu.h"
 #include "backend/cpu/convert_cpu.h"
@@ -54,6 +55,8 @@ Tensor vec_f32(const Tensor& t) { return t.dtype() == DType::F32 ? t : to_f32(t)
 
 int64_t rows_of(const Tensor& x) { return x.ndim() ? x.numel() / x.dim(-1) : 1; }
 
+Tensor to_f32_if_bf16(const Tensor& t) { return t.dtype() == DType::F32 ? t : to_f32(t); }
+
 }  // namespace
 
 Tensor to_f32(const Tensor& x) {
@@ -65,7 +68,8 @@ Tensor to_f32(const Tensor& x) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  need_f32(x, "linear", "x");
+  need(x.defined() && (x.dtype() == DType::F32 || x.dtype() == DType::BF16), "linear",
+       fmt::format("x must be F32 or BF16, got {}", x.defined() ? x.desc() : "nothing"));
   need_float(w, "linear", "weight");
   need(x.ndim() >= 1 && w.ndim() == 2 && w.dim(1) == x.dim(-1), "linear",
        fmt::format("x {} does not match weight {} (expected weight [out, {}])", x.desc(), w.desc(),
@@ -80,7 +84,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   os.back() = w.dim(0);
   Tensor y = Tensor::empty(os, DType::F32);
   Tensor bf = b.defined() ? vec_f32(b) : Tensor();
-  cpu::linear(x.data<float>(), rows_of(x), x.dim(-1), w.raw(), w.dtype(), w.dim(0),
+  const Tensor xf = x.dtype() == DType::F32 ? x : to_f32(x);
+  cpu::linear(xf.data<float>(), rows_of(x), x.dim(-1), w.raw(), w.dtype(), w.dim(0),
               bf.defined() ? bf.data<float>() : nullptr, y.data<float>());
   return y;
 }
@@ -208,9 +213,9 @@ void rope_(Tensor& x, int64_t start_pos, double theta) {
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt) {
-  need_f32(q, "attention", "q");
-  need_f32(k, "attention", "k");
-  need_f32(v, "attention", "v");
+  for (const auto& [t, name] : {std::pair{&q, "q"}, std::pair{&k, "k"}, std::pair{&v, "v"}})
+    need(t->defined() && (t->dtype() == DType::F32 || t->dtype() == DType::BF16), "attention",
+         fmt::format("{} must be F32 or BF16, got {}", name, t->defined() ? t->desc() : "nothing"));
   need(q.ndim() == 4 && k.ndim() == 4 && k.shape() == v.shape() && q.dim(0) == k.dim(0) &&
            q.dim(3) == k.dim(3) && k.dim(2) > 0 && q.dim(2) % k.dim(2) == 0,
        "attention",
@@ -224,11 +229,14 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
                      k.dim(1)));
   }
   need(opt.q_offset >= 0, "attention", fmt::format("negative q_offset {}", opt.q_offset));
+  need(opt.compute == DType::F32 || opt.compute == DType::BF16, "attention",
+       fmt::format("compute type must be F32 or BF16, got {}", dtype_name(opt.compute)));
   if (on_cuda("attention", {&q, &k, &v, &opt.key_bias}))
-    CUDA_OP(attention(q, k, v, opt.scale, opt.causal, opt.q_offset, opt.key_bias));
+    CUDA_OP(attention(q, k, v, opt.scale, opt.causal, opt.q_offset, opt.key_bias, opt.compute));
   Tensor out = Tensor::empty(q.shape(), DType::F32);
   cpu::AttentionShape s{q.dim(0), q.dim(1), k.dim(1), q.dim(2), k.dim(2), q.dim(3)};
-  cpu::attention(q.data<float>(), k.data<float>(), v.data<float>(), s, opt.scale, opt.causal,
+  const Tensor qf = to_f32_if_bf16(q), kf = to_f32_if_bf16(k), vf = to_f32_if_bf16(v);
+  cpu::attention(qf.data<float>(), kf.data<float>(), vf.data<float>(), s, opt.scale, opt.causal,
                  opt.q_offset, opt.key_bias.defined() ? opt.key_bias.data<float>() : nullptr,
                  out.data<float>());
   return out;

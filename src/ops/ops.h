@@ -11,7 +11,8 @@
 
 namespace stepaudio::ops {
 
-// y = x @ w^T + b. x: F32 [..., in]; w: [out, in]; b: [out] or undefined. -> F32 [..., out]
+// y = x @ w^T + b. x: F32 [..., in], or BF16 (activations already rounded for bf16 weights);
+// w: [out, in]; b: [out] or undefined. -> F32 [..., out]
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {});
 
 // PyTorch Conv1d. x: F32 [B, C_in, T]; w: [C_out, C_in, K]; b: [C_out] or undefined.
@@ -44,9 +45,14 @@ struct AttentionOptions {
   bool causal = false;   // query i sees keys j <= q_offset + i
   int64_t q_offset = 0;  // position of query 0 among the keys (the KV cache length before)
   Tensor key_bias;       // optional F32 [B, Lk], added to the scaled scores
+  // F32: fp32 arithmetic. BF16: the CUDA kernel for many queries rounds q, k, v and the
+  // probabilities to bf16 for the tensor cores (softmax, sums and output in fp32), as the bf16
+  // model's linear layers round their inputs. The CPU reference always computes in fp32.
+  DType compute = DType::F32;
 };
 // Softmax attention with grouped KV heads. q: F32 [B, Lq, H, D]; k, v: F32 [B, Lk, Hkv, D] with
-// H % Hkv == 0. -> F32 [B, Lq, H, D]
+// H % Hkv == 0; each of q, k, v may also be BF16 (already rounded for compute BF16; upcast
+// exactly otherwise). -> F32 [B, Lq, H, D]
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt);
 
 // Rows of `table` ([rows, dim], F32/BF16/F16) -> F32 [ids.size(), dim]. Ids out of range fail.

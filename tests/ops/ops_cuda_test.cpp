@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/cuda/allocator.h"
+#include "backend/cuda/ops_cuda.h"
 #include "core/tensor.h"
 #include "ops/ops.h"
 
@@ -84,7 +85,14 @@ constexpr double kBf16Tol = 1e-2;
 
 // The GEMV (<= 8 rows) computes in fp32 on the stored weights, so even with BF16 weights it must
 // match the CPU (which upcasts the same weights) to fp32 rounding.
+// Forces products of up to 8 rows through the GEMV kernel (the default sends only 1 row there).
+struct AllRowsGemv {
+  AllRowsGemv() { cuda::set_gemv_max_rows(8); }
+  ~AllRowsGemv() { cuda::set_gemv_max_rows(1); }
+};
+
 TEST_F(CudaOps, LinearGemvBf16MatchesCpu) {
+  AllRowsGemv gemv;
   struct Case {
     int64_t M, K, N;
     bool bias;
@@ -110,6 +118,7 @@ TEST_F(CudaOps, LinearGemvLmHead) {
 }
 
 TEST_F(CudaOps, LinearGemvF32AndF16Weights) {
+  AllRowsGemv gemv;
   Tensor x = rand_f32({2, 1280});
   Tensor w = rand_f32({5120, 1280}, 0.05f);
   Tensor b = rand_f32({5120});

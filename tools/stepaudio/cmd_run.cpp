@@ -2,7 +2,9 @@
 // Tasks carry the official prompts and sampling settings (spec §6.2/§6.3, the official
 // examples.py); every setting can be overridden by a flag.
 #include <unistd.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -12,17 +14,20 @@
 #include <string>
 
 #include "command.h"
+#include "io/wav_writer.h"
+#include "model/token2wav.h"
 #include "stepaudio/engine.h"
 
 namespace {
 
 struct RunArgs {
   std::string model, task, system, prompt, audio_codes, device = "auto";
+  std::string speech_out, voice, token2wav, wav_format = "pcm16";
   std::vector<std::string> audio;
   std::optional<float> temp, top_p, repetition_penalty;
   std::optional<int> top_k, max_tokens;
   uint64_t seed = 0;
-  bool speech = false, quiet = false;
+  bool speech = false, quiet = false, stream = false;
 };
 
 struct Task {
@@ -119,6 +124,89 @@ void print_timings(const stepaudio::Result& r) {
                t.decode_s, t.decode_tok_s(), t.first_token_s, t.total_s, stop_name(r.stop));
 }
 
+// --speech-out: the answer's audio codes through token2wav into a 24 kHz WAV; with --stream the
+// codes go to Token2wavStream as they arrive (on this thread, between decode steps).
+class SpeechOut {
+ public:
+  SpeechOut(const RunArgs& a, stepaudio::Device device) : a_(a) {
+    using namespace stepaudio;
+    namespace fs = std::filesystem;
+    format_ = parse_wav_format(a.wav_format);
+    const fs::path parent = fs::absolute(a.speech_out).parent_path();
+    if (!fs::is_directory(parent))
+      fail("--speech-out {}: folder {} does not exist", a.speech_out, parent.string());
+    const std::string dir =
+        a.token2wav.empty() ? (fs::path(a.model) / "token2wav").string() : a.token2wav;
+    std::string voice = a.voice;
+    if (voice.empty()) {
+      voice = (fs::path(dir) / "voice.safetensors").string();
+      if (!fs::exists(voice))
+        fail(
+            "--speech-out needs a voice: give --voice VOICE.safetensors (make-voice writes one); "
+            "{} has no voice.safetensors",
+            dir);
+    }
+    voice_ = load_voice(voice);
+    t2w_.emplace(Token2wav::load(dir, device));
+    opt_.seed = a.seed;
+    if (a.stream) stream_.emplace(*t2w_, voice_, opt_);
+  }
+
+  void push(const std::vector<int32_t>& codes) {
+    if (!stream_) return;
+    if (first_code_ < 0) first_code_ = now();
+    const stepaudio::Tensor piece = stream_->push(codes);
+    take(piece);
+  }
+
+  void finish(const std::vector<int32_t>& codes) {
+    using namespace stepaudio;
+    if (codes.empty()) {
+      std::fprintf(stderr, "the answer holds no audio codes: %s not written\n",
+                   a_.speech_out.c_str());
+      return;
+    }
+    const double t0 = now();
+    if (stream_) {
+      take(stream_->finish());
+    } else {
+      const auto v = t2w_->synthesize(codes, voice_, opt_).to_f32_vector();
+      wav_.insert(wav_.end(), v.begin(), v.end());
+    }
+    write_wav(a_.speech_out, wav_, kToken2wavSampleRate, format_);
+    const double secs = static_cast<double>(wav_.size()) / kToken2wavSampleRate;
+    std::fprintf(stderr, "wrote %.2f s of speech (%zu codes) to %s", secs, codes.size(),
+                 a_.speech_out.c_str());
+    if (stream_)
+      std::fprintf(stderr, " | streamed in %lld chunks, first audio %.3f s after the first code",
+                   static_cast<long long>(stream_->chunks()), first_audio_ - first_code_);
+    else
+      std::fprintf(stderr, " | token2wav %.3f s", now() - t0);
+    std::fprintf(stderr, "\n");
+  }
+
+ private:
+  static double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  void take(const stepaudio::Tensor& piece) {
+    if (piece.numel() == 0) return;
+    if (first_audio_ < 0) first_audio_ = now();
+    const auto v = piece.to_f32_vector();
+    wav_.insert(wav_.end(), v.begin(), v.end());
+  }
+
+  const RunArgs& a_;
+  stepaudio::WavFormat format_ = stepaudio::WavFormat::Pcm16;
+  stepaudio::Voice voice_;
+  std::optional<stepaudio::Token2wav> t2w_;
+  std::optional<stepaudio::Token2wavStream> stream_;
+  stepaudio::Token2wavOptions opt_;
+  std::vector<float> wav_;
+  double first_code_ = -1, first_audio_ = -1;
+};
+
 int run(const RunArgs& a) {
   using namespace stepaudio;
   namespace fs = std::filesystem;
@@ -149,7 +237,7 @@ int run(const RunArgs& a) {
   if (a.top_k) s.top_k = *a.top_k;
   if (a.repetition_penalty) s.repetition_penalty = *a.repetition_penalty;
   if (a.max_tokens) s.max_tokens = *a.max_tokens;
-  const bool speech = def.speech || a.speech;
+  const bool speech = def.speech || a.speech || !a.speech_out.empty();
   if (speech && !a.max_tokens && s.max_tokens < 2048) s.max_tokens = 2048;
   s.seed = a.seed;
 
@@ -167,15 +255,21 @@ int run(const RunArgs& a) {
   EngineOptions opt;
   opt.device = parse_device(a.device);
   opt.show_progress = !a.quiet;
+  // Speech out: the voice and token2wav load before the LLM, so a bad path fails fast.
+  std::optional<SpeechOut> speech_out;
+  if (!a.speech_out.empty()) speech_out.emplace(a, opt.device);
   Engine engine = Engine::load(a.model, opt);
-  Result r = engine.generate(chat, s, [](const Delta& d) {
+  Result r = engine.generate(chat, s, [&](const Delta& d) {
     if (!d.text.empty()) {
       std::fwrite(d.text.data(), 1, d.text.size(), stdout);
       std::fflush(stdout);
     }
+    // Streaming: each chunk of 25 codes (+3 look-ahead) is spoken while decoding goes on.
+    if (speech_out && !d.audio_codes.empty()) speech_out->push(d.audio_codes);
   });
   std::fputc('\n', stdout);
   std::fflush(stdout);
+  if (speech_out) speech_out->finish(r.audio_codes);
   if (!a.audio_codes.empty()) {
     write_atomic(a.audio_codes, format_codes(a.audio_codes, r.audio_codes));
     std::fprintf(stderr, "wrote %zu audio codes to %s\n", r.audio_codes.size(),
@@ -215,6 +309,17 @@ static stepaudio::cli::Register reg(
       sub.add_option("--audio-codes", a->audio_codes,
                      "Write the answer's audio codes here: one per line, or a JSON array when "
                      "the name ends in .json");
+      sub.add_option("--speech-out", a->speech_out,
+                     "Speak the answer into this 24 kHz WAV (asks for a spoken answer)");
+      sub.add_option("--voice", a->voice,
+                     "Voice for --speech-out (default: voice.safetensors in the token2wav folder)");
+      sub.add_option("--token2wav", a->token2wav,
+                     "token2wav folder for --speech-out (default: MODEL/token2wav)");
+      sub.add_flag("--stream", a->stream,
+                   "With --speech-out: synthesise chunks of 25 codes while the answer is decoded");
+      sub.add_option("--wav-format", a->wav_format, "WAV samples for --speech-out: pcm16 or float")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"pcm16", "float"}));
       sub.add_option("--device", a->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
       sub.add_flag("-q,--quiet", a->quiet, "No timings or progress on stderr");
       return [a]() -> int { return run(*a); };

@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/check.h"
@@ -54,9 +55,13 @@ Pool& pool(int device) {
 }
 
 std::atomic<bool> g_poison{false};
+thread_local bool t_capturing = false;
+thread_local std::vector<void*> t_captured;
 
+// Stream-ordered (and so also recorded into a graph being captured).
 void* poisoned(void* p, size_t size) {
-  if (g_poison.load(std::memory_order_relaxed)) CUDA_CHECK(cudaMemset(p, 0xFF, size));
+  if (g_poison.load(std::memory_order_relaxed))
+    CUDA_CHECK(cudaMemsetAsync(p, 0xFF, size, cudaStreamPerThread));
   return p;
 }
 
@@ -102,6 +107,10 @@ void* cached_alloc(size_t bytes, int device) {
 
 void cached_free(void* p, int device) {
   if (!p) return;
+  if (t_capturing) {
+    t_captured.push_back(p);
+    return;
+  }
   Pool& pl = pool(device);
   std::lock_guard<std::mutex> lock(pl.mu);
   auto it = pl.blocks.find(p);
@@ -109,6 +118,20 @@ void cached_free(void* p, int device) {
   pl.stats.in_use -= it->second;
   pl.stats.cached += it->second;
   pl.free.emplace(it->second, p);
+}
+
+void begin_capture_allocations() {
+  t_capturing = true;
+  t_captured.clear();
+}
+
+std::vector<void*> end_capture_allocations() {
+  t_capturing = false;
+  return std::exchange(t_captured, {});
+}
+
+void release_captured(const std::vector<void*>& blocks, int device) {
+  for (void* p : blocks) cached_free(p, device);
 }
 
 void release_cached(int device) {

@@ -1,10 +1,12 @@
 // A caching allocator for device memory. cudaFree synchronises the whole device and cudaMalloc
 // costs microseconds, so the many short-lived activations of a forward pass would stall the
 // decode loop; freed blocks are kept per device in size classes and handed out again. All
-// kernels run on the legacy default stream, so a block freed by the host while a kernel still
-// reads it is only reused by work queued after that kernel.
+// kernels run on the allocating thread's default stream, so a block freed by the host while a
+// kernel still reads it is only reused by work queued after that kernel. (Several host threads
+// driving one GPU would need per-stream pools; the engine uses one.)
 #pragma once
 #include <cstddef>
+#include <vector>
 
 namespace stepaudio::cuda {
 
@@ -17,6 +19,14 @@ struct AllocatorStats {
   size_t in_use = 0, cached = 0, peak_in_use = 0;
 };
 AllocatorStats allocator_stats(int device);
+
+// CUDA graph capture: between begin and end, blocks freed on this thread are not handed out
+// again but collected, because the captured graph keeps reading and writing them on every
+// replay; end returns them, and the graph's owner gives them back with release_captured once the
+// graph is destroyed.
+void begin_capture_allocations();
+std::vector<void*> end_capture_allocations();
+void release_captured(const std::vector<void*>& blocks, int device);
 
 // Tests: when on, every block handed out is first filled with 0xFF bytes (a NaN in F32, BF16 and
 // F16), so an output element a kernel forgets to write shows up as NaN.

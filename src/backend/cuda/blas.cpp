@@ -26,6 +26,14 @@ cublasHandle_t blas_handle() {
   cublasHandle_t h = nullptr;
   CUBLAS_CHECK(cublasCreate(&h));
   CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+  // The ops' stream (the thread's default stream), so that a decode step can be captured.
+  CUBLAS_CHECK(cublasSetStream(h, cudaStreamPerThread));
+  // A fixed workspace: cuBLAS must not allocate while a decode step is being captured. 32 MiB
+  // is what cuBLAS recommends for Hopper; kept for the handle's (the thread's) lifetime.
+  void* ws = nullptr;
+  constexpr size_t kWorkspace = size_t{32} << 20;
+  CUDA_CHECK(cudaMalloc(&ws, kWorkspace));
+  CUBLAS_CHECK(cublasSetWorkspace(h, ws, kWorkspace));
   handles.by_device[dev] = h;
   return h;
 }

@@ -29,6 +29,16 @@ void launch_rms_norm(const float* x, int64_t rows, int64_t n, const void* w, Ele
                      float* y);
 void launch_layer_norm(const float* x, int64_t rows, int64_t n, const void* w, const void* b,
                        Elem wt, float eps, float* y);
+// Fused ops (fused_ops_cuda.cpp). Per row of n: when r is given, x_out = x + r (+ rb) first;
+// then y = layer_norm(that row) with w, b (type wt), written as yt (F32 or BF16). x_out may be x.
+void launch_add_layer_norm(const float* x, float* x_out, const float* r, const void* rb, Elem rbt,
+                           int64_t rows, int64_t n, const void* w, const void* b, Elem wt,
+                           float eps, void* y, Elem yt);
+// y = x + b, or gelu(x + b), per row of n, written as yt (F32 or BF16); b may be null.
+void launch_bias_act(const float* x, int64_t rows, int64_t n, const void* b, Elem bt, bool gelu,
+                     void* y, Elem yt);
+// x += r + b per row of n.
+void launch_add_residual(float* x, const float* r, int64_t rows, int64_t n, const void* b, Elem bt);
 
 // y[M, N] = x[M, K] W[N, K]^T + b for M <= kGemvMaxRows; b may be null.
 constexpr int64_t kGemvMaxRows = 8;
@@ -52,5 +62,20 @@ constexpr int64_t kAttentionMaxHeadDim = 128;
 constexpr int64_t kAttentionKeyTile = 32;
 constexpr int64_t kAttentionRowTile = 16;
 void launch_attention(const AttentionArgs& a);
+
+// Flash attention on bf16 tensor cores for many queries (flash_attention.cu). q [B, Lq, H, D],
+// k = v [B, Lk, Hkv, D] in bf16, contiguous; out F32 [B, Lq, H, D]; fp32 softmax and accumulation.
+// Needs Lk >= 1 and a head_dim for which flash_attention_supports() holds.
+struct FlashAttentionArgs {
+  const void *q, *k, *v;  // __nv_bfloat16
+  const float* bias;      // [B, Lk] or null
+  float* out;
+  int64_t B, Lq, Lk, H, Hkv, D;
+  float scale;
+  bool causal;
+  int64_t q_offset;
+};
+bool flash_attention_supports(int64_t head_dim);
+void launch_flash_attention(const FlashAttentionArgs& a);
 
 }  // namespace stepaudio::cuda

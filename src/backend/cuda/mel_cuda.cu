@@ -139,6 +139,7 @@ struct MelCuda::Impl {
   cudaMemPool_t pool = nullptr;
   cublasHandle_t blas = nullptr;
   cudaEvent_t staged = nullptr;  // the last H2D copy out of the pinned buffer finished
+  cudaEvent_t entry = nullptr, done = nullptr;  // ordering against the ops' default stream
   float* d_filters = nullptr;    // [128, 201]
   // Grown on demand, never shrunk.
   char* h_stage = nullptr;  // pinned: clip table, then samples
@@ -197,6 +198,8 @@ struct MelCuda::Impl {
     if (h_stage) cudaFreeHost(h_stage);
     if (blas) cublasDestroy(blas);
     if (staged) cudaEventDestroy(staged);
+    if (entry) cudaEventDestroy(entry);
+    if (done) cudaEventDestroy(done);
     if (pool) cudaMemPoolDestroy(pool);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -204,9 +207,11 @@ struct MelCuda::Impl {
   void init(int dev) {
     device = dev;
     CUDA_CHECK(cudaSetDevice(dev));
-    // A blocking stream: work on the legacy default stream (Tensor::to, cudaMemcpy) waits for it.
+    // Its own stream, ordered against the ops' stream by the events of launch().
     CUDA_CHECK(cudaStreamCreate(&stream));
     CUDA_CHECK(cudaEventCreateWithFlags(&staged, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&entry, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
     cudaMemPoolProps props{};
     props.allocType = cudaMemAllocationTypePinned;
     props.location.type = cudaMemLocationTypeDevice;
@@ -291,6 +296,10 @@ struct MelCuda::Impl {
     const int nclips = static_cast<int>(clips.size());
     if (nclips == 0) return;
     CUDA_CHECK(cudaSetDevice(device));
+    // Ordered after everything already queued on the thread's default stream (the ops), as if
+    // on one stream: earlier users of the reused buffers and result blocks are done first.
+    CUDA_CHECK(cudaEventRecord(entry, cudaStreamPerThread));
+    CUDA_CHECK(cudaStreamWaitEvent(stream, entry, 0));
     std::vector<ClipDesc> table(static_cast<size_t>(nclips));
     long long samples = 0, frames = 0;
     for (int i = 0; i < nclips; ++i) {
@@ -352,6 +361,9 @@ struct MelCuda::Impl {
     CUDA_CHECK_LAUNCH();
     normalize_kernel<<<grid, block, 0, stream>>>(d_mel, static_cast<int>(frames), d_table, d_max);
     CUDA_CHECK_LAUNCH();
+    // The ops that consume the mel run on the thread's default stream: they wait for it here.
+    CUDA_CHECK(cudaEventRecord(done, stream));
+    CUDA_CHECK(cudaStreamWaitEvent(cudaStreamPerThread, done, 0));
   }
 };
 

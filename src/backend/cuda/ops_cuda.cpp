@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 
 #include "backend/cuda/blas.h"
 #include "backend/cuda/check.h"
@@ -66,22 +68,37 @@ void set_device(const Tensor& t) { CUDA_CHECK(cudaSetDevice(t.device().index)); 
 
 int64_t rows_of(const Tensor& x) { return x.ndim() ? x.numel() / x.dim(-1) : 1; }
 
+// Up to this many rows go through the weight-streaming GEMV, more through cuBLAS on the tensor
+// cores. The GEMV re-reads x from L1 for every row, so it wins only for a row or two (measured
+// by bench_llm_gpu's gemv_* lines; STEPAUDIO_GEMV_MAX_ROWS overrides).
+std::atomic<int64_t> g_gemv_max_rows{-1};
+int64_t gemv_max_rows() {
+  int64_t v = g_gemv_max_rows.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("STEPAUDIO_GEMV_MAX_ROWS");
+    v = e && *e ? std::clamp<int64_t>(std::atoll(e), 0, kGemvMaxRows) : 1;
+    g_gemv_max_rows.store(v);
+  }
+  return v;
+}
+
 // y[M, N] = x[M, K] W[N, K]^T + b. In cuBLAS's column-major terms y^T (N x M) = W^T x^T with W
 // read as a K x N column-major matrix (op T) and x as K x M.
 void linear_into(const Tensor& x2d, const Tensor& w, const Tensor& b, float* y) {
   const int64_t M = x2d.dim(0), K = x2d.dim(1), N = w.dim(0);
   if (M == 0 || N == 0) return;
-  if (M <= kGemvMaxRows) {
-    launch_gemv(x2d.data<float>(), M, w.raw(), elem_of(w, "linear"),
-                b.defined() ? b.raw() : nullptr, b.defined() ? elem_of(b, "linear") : Elem::F32, y,
-                N, K);
+  if (M <= gemv_max_rows()) {
+    const Tensor xf = x2d.dtype() == DType::F32 ? x2d : convert(x2d, DType::F32);
+    launch_gemv(xf.data<float>(), M, w.raw(), elem_of(w, "linear"), b.defined() ? b.raw() : nullptr,
+                b.defined() ? elem_of(b, "linear") : Elem::F32, y, N, K);
     return;
   }
   if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
     fail("linear: product of {} and {} is too large for cuBLAS", x2d.desc(), w.desc());
   // F32 weights: a true fp32 product (default math mode, no TF32). BF16/F16 weights: the
-  // activations are rounded to the weight type and the tensor cores accumulate in fp32.
-  Tensor xin = w.dtype() == DType::F32 ? x2d : convert(x2d, w.dtype());
+  // activations are rounded to the weight type (unless they come rounded: BF16 x with BF16
+  // weights) and the tensor cores accumulate in fp32.
+  Tensor xin = x2d.dtype() == w.dtype() ? x2d : convert(x2d, w.dtype());
   const float one = 1.0f, zero = 0.0f;
   CUBLAS_CHECK(cublasGemmEx(blas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
                             static_cast<int>(M), static_cast<int>(K), &one, w.raw(),
@@ -92,6 +109,10 @@ void linear_into(const Tensor& x2d, const Tensor& w, const Tensor& b, float* y) 
 }
 
 }  // namespace
+
+void set_gemv_max_rows(int64_t rows) {
+  g_gemv_max_rows.store(std::clamp<int64_t>(rows, 0, kGemvMaxRows));
+}
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   need_cuda(x, "linear", "x");
@@ -195,10 +216,10 @@ void rope_(Tensor& x, int64_t start_pos, double theta) {
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, bool causal,
-                 int64_t q_offset, const Tensor& key_bias) {
-  need_f32_cuda(q, "attention");
-  need_f32_cuda(k, "attention");
-  need_f32_cuda(v, "attention");
+                 int64_t q_offset, const Tensor& key_bias, DType compute) {
+  need_cuda(q, "attention", "q");
+  need_cuda(k, "attention", "k");
+  need_cuda(v, "attention", "v");
   need_cuda(key_bias, "attention", "key_bias");
   const int64_t B = q.dim(0), Lq = q.dim(1), H = q.dim(2), D = q.dim(3);
   const int64_t Lk = k.dim(1), Hkv = k.dim(2);
@@ -214,6 +235,26 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
     fail("attention: q {} / k {} is too large for one launch", q.desc(), k.desc());
   if (Lk == 0) return Tensor::zeros(q.shape(), DType::F32, q.device());
 
+  if (compute == DType::BF16 && Lq > 1 && flash_attention_supports(D)) {
+    if (B > 65535 || H > 65535)
+      fail("attention: q {} has too many batch items or heads for one launch", q.desc());
+    // Rounded once here unless they come in bf16 (each K/V tile is read by every query block).
+    auto bf16 = [](const Tensor& t) {
+      return t.dtype() == DType::BF16 ? t : convert(t, DType::BF16);
+    };
+    const Tensor qb = bf16(q), kb = bf16(k), vb = bf16(v);
+    FlashAttentionArgs f{};
+    f.q = qb.raw(), f.k = kb.raw(), f.v = vb.raw();
+    f.bias = key_bias.defined() ? key_bias.data<float>() : nullptr;
+    f.out = out.data<float>();
+    f.B = B, f.Lq = Lq, f.Lk = Lk, f.H = H, f.Hkv = Hkv, f.D = D;
+    f.scale = scale;
+    f.causal = causal;
+    f.q_offset = q_offset;
+    launch_flash_attention(f);
+    return out;
+  }
+
   // Split the keys over blocks when the grid is under two waves (decode): each split keeps at
   // least two key tiles so that the merge stays cheap.
   const int64_t target = 2 * static_cast<int64_t>(sm_count());
@@ -226,10 +267,14 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
   kps = (kps + kAttentionKeyTile - 1) / kAttentionKeyTile * kAttentionKeyTile;
   splits = (Lk + kps - 1) / kps;
 
+  // The fp32 kernel reads F32; BF16 inputs (given for compute BF16) are upcast exactly.
+  const Tensor qf = q.dtype() == DType::F32 ? q : convert(q, DType::F32);
+  const Tensor kf = k.dtype() == DType::F32 ? k : convert(k, DType::F32);
+  const Tensor vf = v.dtype() == DType::F32 ? v : convert(v, DType::F32);
   AttentionArgs a{};
-  a.q = q.data<float>();
-  a.k = k.data<float>();
-  a.v = v.data<float>();
+  a.q = qf.data<float>();
+  a.k = kf.data<float>();
+  a.v = vf.data<float>();
   a.bias = key_bias.defined() ? key_bias.data<float>() : nullptr;
   a.out = out.data<float>();
   a.B = B, a.Lq = Lq, a.Lk = Lk, a.H = H, a.Hkv = Hkv, a.D = D;

@@ -16,6 +16,8 @@
 namespace stepaudio::cuda {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+// Products with at most this many rows (0..8) use the GEMV kernel (benchmarks compare).
+void set_gemv_max_rows(int64_t rows);
 Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding);
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps);
 Tensor rms_norm(const Tensor& x, const Tensor& w, float eps);
@@ -24,9 +26,10 @@ void relu_(Tensor& x);
 Tensor silu_mul(const Tensor& gate, const Tensor& up);
 void add_(Tensor& a, const Tensor& b);
 void rope_(Tensor& x, int64_t start_pos, double theta);
-// q [B, Lq, H, D], k = v [B, Lk, Hkv, D]; key_bias [B, Lk] F32 or undefined.
+// q [B, Lq, H, D], k = v [B, Lk, Hkv, D]; key_bias [B, Lk] F32 or undefined. compute BF16 with
+// Lq > 1 and head_dim 64 or 128 runs the tensor-core flash kernel; everything else the fp32 one.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, bool causal,
-                 int64_t q_offset, const Tensor& key_bias);
+                 int64_t q_offset, const Tensor& key_bias, DType compute = DType::F32);
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids);
 Tensor avg_pool_time(const Tensor& x);
 Tensor transpose_last2(const Tensor& x);

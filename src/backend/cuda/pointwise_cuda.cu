@@ -1,6 +1,7 @@
 // Elementwise and data-movement kernels: activations, broadcast add, RoPE, embedding gather,
 // pooling, transpose, dtype conversion. Each mirrors the CPU reference in backend/cpu.
 #include <cmath>
+#include <initializer_list>
 #include <type_traits>
 
 #include "backend/cuda/common_cuda.cuh"
@@ -111,7 +112,113 @@ __global__ void transpose_kernel(const float* x, int64_t A, int64_t C, float* y)
   }
 }
 
+__device__ __forceinline__ float gelu_f(float v) {
+  return 0.5f * v * (1.0f + erff(v * static_cast<float>(M_SQRT1_2)));
+}
+__device__ __forceinline__ void store(float* y, int64_t i, float v) { y[i] = v; }
+__device__ __forceinline__ void store(__nv_bfloat16* y, int64_t i, float v) {
+  y[i] = __float2bfloat16_rn(v);
+}
+
+__device__ __forceinline__ void store4(float* y, int64_t i, float4 v) {
+  *reinterpret_cast<float4*>(y + i) = v;
+}
+__device__ __forceinline__ void store4(__nv_bfloat16* y, int64_t i, float4 v) {
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  uint2 u;
+  u.x = *reinterpret_cast<uint32_t*>(&lo);
+  u.y = *reinterpret_cast<uint32_t*>(&hi);
+  *reinterpret_cast<uint2*>(y + i) = u;
+}
+
+// y = act(x + b) per row, one block per row (no index division; the bias row stays in L1); b may
+// be null. V4: n % 4 == 0 and aligned rows, 16-byte loads.
+template <bool kGelu, bool V4, typename B, typename Y>
+__global__ void bias_act_kernel(const float* x, int64_t n, const B* b, Y* y) {
+  const int64_t off = int64_t{blockIdx.x} * n;
+  auto f = [&](float v, int64_t i) {
+    v += b ? load_f32(b, i) : 0.0f;
+    return kGelu ? gelu_f(v) : v;
+  };
+  if constexpr (V4) {
+    const float4* xr = reinterpret_cast<const float4*>(x + off);
+    for (int64_t i = threadIdx.x; i < n / 4; i += blockDim.x) {
+      float4 v = xr[i];
+      v.x = f(v.x, 4 * i), v.y = f(v.y, 4 * i + 1), v.z = f(v.z, 4 * i + 2),
+      v.w = f(v.w, 4 * i + 3);
+      store4(y + off, 4 * i, v);
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) store(y, off + i, f(x[off + i], i));
+  }
+}
+
+template <bool V4, typename B>
+__global__ void add_residual_kernel(float* x, const float* r, int64_t n, const B* b) {
+  const int64_t off = int64_t{blockIdx.x} * n;
+  if constexpr (V4) {
+    float4* xr = reinterpret_cast<float4*>(x + off);
+    const float4* rr = reinterpret_cast<const float4*>(r + off);
+    for (int64_t i = threadIdx.x; i < n / 4; i += blockDim.x) {
+      float4 v = xr[i];
+      const float4 a = rr[i];
+      v.x += a.x + load_f32(b, 4 * i);
+      v.y += a.y + load_f32(b, 4 * i + 1);
+      v.z += a.z + load_f32(b, 4 * i + 2);
+      v.w += a.w + load_f32(b, 4 * i + 3);
+      xr[i] = v;
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) x[off + i] += r[off + i] + load_f32(b, i);
+  }
+}
+
+bool rows_v4(int64_t n, std::initializer_list<const void*> ps) {
+  uintptr_t bits = 0;
+  for (const void* p : ps) bits |= reinterpret_cast<uintptr_t>(p);
+  return n % 4 == 0 && (bits & 15) == 0;
+}
+
 }  // namespace
+
+void launch_bias_act(const float* x, int64_t rows, int64_t n, const void* b, Elem bt, bool gelu,
+                     void* y, Elem yt) {
+  const bool v4 = rows_v4(n, {x, y});
+  with_elem(bt, [&](auto tag) {
+    using B = decltype(tag);
+    auto go = [&](auto* yp) {
+      const B* bp = static_cast<const B*>(b);
+      const unsigned grid = static_cast<unsigned>(rows);
+      if (gelu && v4)
+        bias_act_kernel<true, true><<<grid, kThreads>>>(x, n, bp, yp);
+      else if (gelu)
+        bias_act_kernel<true, false><<<grid, kThreads>>>(x, n, bp, yp);
+      else if (v4)
+        bias_act_kernel<false, true><<<grid, kThreads>>>(x, n, bp, yp);
+      else
+        bias_act_kernel<false, false><<<grid, kThreads>>>(x, n, bp, yp);
+    };
+    if (yt == Elem::BF16)
+      go(static_cast<__nv_bfloat16*>(y));
+    else
+      go(static_cast<float*>(y));
+  });
+  check_launch(gelu ? "bias_gelu" : "bias_cast");
+}
+
+void launch_add_residual(float* x, const float* r, int64_t rows, int64_t n, const void* b,
+                         Elem bt) {
+  const bool v4 = rows_v4(n, {x, r});
+  with_elem(bt, [&](auto tag) {
+    using B = decltype(tag);
+    const B* bp = static_cast<const B*>(b);
+    if (v4)
+      add_residual_kernel<true><<<static_cast<unsigned>(rows), kThreads>>>(x, r, n, bp);
+    else
+      add_residual_kernel<false><<<static_cast<unsigned>(rows), kThreads>>>(x, r, n, bp);
+  });
+  check_launch("add_residual");
+}
 
 void launch_gelu(float* x, int64_t n) {
   gelu_kernel<<<grid_for(n, kThreads), kThreads>>>(x, n);

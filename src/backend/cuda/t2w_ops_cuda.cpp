@@ -1,0 +1,315 @@
+// The Tensor side of the token2wav CUDA ops: output allocation, the cuBLAS products of the
+// convolutions and the relative-position attention, and the calls into the t2w_*.cu launchers.
+#include "backend/cuda/t2w_ops_cuda.h"
+
+#include <cuda_runtime.h>
+
+#include <climits>
+
+#include "backend/cuda/blas.h"
+#include "backend/cuda/check.h"
+#include "backend/cuda/ops_cuda.h"
+
+namespace stepaudio::cuda {
+
+namespace {
+
+void set_device(const Tensor& t) { CUDA_CHECK(cudaSetDevice(t.device().index)); }
+
+const float* fptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+// Weights and biases as F32 on the GPU: F32 in place, others converted for this call.
+Tensor as_f32(const Tensor& t) {
+  if (!t.defined() || t.dtype() == DType::F32) return t;
+  return convert(t, DType::F32);
+}
+
+void need_int(int64_t v, const char* op, const char* what) {
+  if (v > INT_MAX) fail("{}: {} = {} is too large for one cuBLAS call", op, what, v);
+}
+
+// Column-major strided-batched SGEMM, C = op(A) op(B), fp32 throughout.
+void sgemm_batched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
+                   int64_t sa, const float* B, int64_t ldb, int64_t sb, float* C, int64_t ldc,
+                   int64_t sc, int64_t batch, const char* op) {
+  if (m == 0 || n == 0 || batch == 0) return;
+  for (auto [v, name] : {std::pair{m, "m"}, {n, "n"}, {k, "k"}, {lda, "lda"}, {ldb, "ldb"},
+                         {ldc, "ldc"}, {batch, "batch"}})
+    need_int(v, op, name);
+  const float one = 1.f, zero = 0.f;
+  CUBLAS_CHECK(cublasSgemmStridedBatched(
+      blas_handle(), ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+      static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), &one, A, static_cast<int>(lda),
+      sa, B, static_cast<int>(ldb), sb, &zero, C, static_cast<int>(ldc), sc,
+      static_cast<int>(batch)));
+}
+
+}  // namespace
+
+void t2w_act_(Tensor& x, T2wAct act, float p) {
+  if (x.numel() == 0) return;
+  set_device(x);
+  launch_t2w_act(act, x.data<float>(), x.numel(), p);
+}
+
+void t2w_mul_(Tensor& a, const Tensor& b) {
+  if (a.numel() == 0) return;
+  set_device(a);
+  launch_t2w_mul(a.data<float>(), b.data<float>(), a.numel());
+}
+
+void t2w_snake_(Tensor& x, const Tensor& alpha) {
+  if (x.numel() == 0) return;
+  set_device(x);
+  launch_t2w_snake(x.data<float>(), alpha.data<float>(), x.dim(0), x.dim(1), x.dim(2));
+}
+
+void t2w_clamp_(Tensor& x, float lo, float hi) {
+  if (x.numel() == 0) return;
+  set_device(x);
+  launch_t2w_clamp(x.data<float>(), x.numel(), lo, hi);
+}
+
+Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
+                 int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups) {
+  const char* op = "conv1d_ex";
+  set_device(x);
+  const int64_t B = x.dim(0), K = w.dim(2);
+  const int64_t span = dilation * (K - 1) + 1, padded = x.dim(2) + pad_left + pad_right;
+  T2wConvShape s{x.dim(1), x.dim(2), w.dim(0),         K,     (padded - span) / stride + 1,
+                 stride,   pad_left, dilation, groups};
+  Tensor y = Tensor::empty({B, s.c_out, s.t_out}, DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  const Tensor wf = as_f32(w), bf = as_f32(b);
+  const int64_t cg = s.c_in / groups, og = s.c_out / groups, ck = cg * K;
+  if (cg == 1) {
+    launch_t2w_conv_depthwise(x.data<float>(), B, s, wf.data<float>(), fptr(bf), y.data<float>());
+    return y;
+  }
+  // col [B, C_in*K, To]; per batch item and group y_g [og, To] = W_g [og, ck] @ col_g [ck, To],
+  // i.e. in cuBLAS's column-major view y_g^T = col_g^T W_g^T.
+  Tensor col = Tensor::empty({B, s.c_in * K, s.t_out}, DType::F32, x.device());
+  launch_t2w_im2col(x.data<float>(), B, s, col.data<float>());
+  const int64_t To = s.t_out;
+  if (groups == 1) {
+    sgemm_batched(false, false, To, s.c_out, ck, col.data<float>(), To, ck * To, wf.data<float>(),
+                  ck, 0, y.data<float>(), To, s.c_out * To, B, op);
+  } else {
+    for (int64_t i = 0; i < B; ++i)
+      sgemm_batched(false, false, To, og, ck, col.data<float>() + i * s.c_in * K * To, To, ck * To,
+                    wf.data<float>(), ck, og * ck, y.data<float>() + i * s.c_out * To, To, og * To,
+                    groups, op);
+  }
+  launch_t2w_add_bias_rows(y.data<float>(), B, s.c_out, To, fptr(bf));
+  return y;
+}
+
+Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
+                        int64_t padding) {
+  set_device(x);
+  const int64_t B = x.dim(0), Ci = x.dim(1), T = x.dim(2), Co = w.dim(1), K = w.dim(2);
+  const int64_t To = (T - 1) * stride - 2 * padding + K;
+  Tensor y = Tensor::empty({B, Co, To}, DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  const Tensor wf = as_f32(w), bf = as_f32(b);
+  // col_b [Co*K, T] = W^T (W viewed as [Ci, Co*K]) @ x_b [Ci, T]; column-major: col^T = x^T W.
+  Tensor col = Tensor::empty({B, Co * K, T}, DType::F32, x.device());
+  if (Ci == 0)
+    CUDA_CHECK(cudaMemsetAsync(col.raw(), 0, col.nbytes(), cudaStreamPerThread));
+  else
+    sgemm_batched(false, true, T, Co * K, Ci, x.data<float>(), T, Ci * T, wf.data<float>(), Co * K,
+                  0, col.data<float>(), T, Co * K * T, B, "conv_transpose1d");
+  launch_t2w_col2im_transpose(col.data<float>(), B, Co, K, T, stride, padding, To, fptr(bf),
+                              y.data<float>());
+  return y;
+}
+
+Tensor pad_time(const Tensor& x, int64_t left, int64_t right, int mode) {
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), x.dim(2) + left + right}, DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  set_device(x);
+  launch_t2w_pad_rows(x.data<float>(), x.dim(0) * x.dim(1), x.dim(2), left, right, mode,
+                      y.data<float>());
+  return y;
+}
+
+Tensor upsample_nearest_time(const Tensor& x, int64_t factor) {
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), x.dim(2) * factor}, DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  set_device(x);
+  launch_t2w_upsample_nearest(x.data<float>(), x.dim(0) * x.dim(1), x.dim(2), factor,
+                              y.data<float>());
+  return y;
+}
+
+Tensor stft_small(const Tensor& x, int64_t n_fft, int64_t hop) {
+  const int64_t B = x.dim(0), N = x.dim(1), bins = n_fft / 2 + 1, frames = N / hop + 1;
+  Tensor y = Tensor::empty({B, 2 * bins, frames}, DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  set_device(x);
+  launch_t2w_stft(x.data<float>(), B, N, n_fft, hop, y.data<float>());
+  return y;
+}
+
+Tensor istft_small(const Tensor& mag, const Tensor& phase, int64_t n_fft, int64_t hop) {
+  const int64_t B = mag.dim(0), frames = mag.dim(2);
+  Tensor y = Tensor::empty({B, (frames - 1) * hop}, DType::F32, mag.device());
+  if (y.numel() == 0) return y;
+  set_device(mag);
+  Tensor seg = Tensor::empty({B, frames, n_fft}, DType::F32, mag.device());
+  launch_t2w_istft(mag.data<float>(), phase.data<float>(), B, frames, n_fft, hop, seg.data<float>(),
+                   y.data<float>());
+  return y;
+}
+
+Tensor nsf_sines(const Tensor& f0, const T2wNsfParams& p, const Tensor& rand_ini,
+                 const Tensor& noise) {
+  const int64_t F = f0.dim(0);
+  Tensor y = Tensor::empty({F * p.upsample, p.dim}, DType::F32, f0.device());
+  if (y.numel() == 0) return y;
+  set_device(f0);
+  Tensor phase = Tensor::empty({F, p.dim}, DType::F32, f0.device());
+  launch_t2w_nsf_sines(f0.data<float>(), F, fptr(rand_ini), fptr(noise), p, phase.data<float>(),
+                       y.data<float>());
+  return y;
+}
+
+void copy_(Tensor& dst, const Tensor& src) {
+  if (dst.numel() == 0) return;
+  set_device(dst);
+  CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src.raw(), dst.nbytes(), cudaMemcpyDeviceToDevice,
+                             cudaStreamPerThread));
+}
+
+Tensor hamming_crossfade(const Tensor& head, const Tensor& tail) {
+  Tensor y = Tensor::empty(head.shape(), DType::F32, head.device());
+  if (y.numel() == 0) return y;
+  set_device(head);
+  launch_t2w_hamming_crossfade(head.data<float>(), tail.data<float>(), head.dim(0),
+                               y.data<float>());
+  return y;
+}
+
+Tensor rel_pos_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& p,
+                         const Tensor& u, const Tensor& w) {
+  const char* op = "rel_pos_attention";
+  const int64_t B = q.dim(0), T1 = q.dim(1), T2 = k.dim(1), H = q.dim(2), D = q.dim(3);
+  const int64_t HD = H * D, P = 2 * T2 - 1;
+  Tensor out = Tensor::empty(q.shape(), DType::F32, q.device());
+  if (out.numel() == 0) return out;
+  set_device(q);
+  Tensor qu = Tensor::empty(q.shape(), DType::F32, q.device());
+  Tensor qw = Tensor::empty(q.shape(), DType::F32, q.device());
+  launch_t2w_add_pos_bias(q.data<float>(), u.data<float>(), w.data<float>(), B * T1, HD,
+                          qu.data<float>(), qw.data<float>());
+  // Per head: ac = (q+u) k^T [T1, T2]; bd = (q+w) p^T [T1, 2*T2-1] over the whole table (the
+  // softmax reads its shifted window); out = softmax(...) v. Row-major [rows, HD] operands are
+  // column-major [D, rows] matrices with leading dimension HD, head h at offset h*D.
+  Tensor ac = Tensor::empty({H, T1, T2}, DType::F32, q.device());
+  Tensor bd = Tensor::empty({H, T1, P}, DType::F32, q.device());
+  for (int64_t b = 0; b < B; ++b) {
+    const float* kb = k.data<float>() + b * T2 * HD;
+    const float* vb = v.data<float>() + b * T2 * HD;
+    const float* qub = qu.data<float>() + b * T1 * HD;
+    const float* qwb = qw.data<float>() + b * T1 * HD;
+    sgemm_batched(true, false, T2, T1, D, kb, HD, D, qub, HD, D, ac.data<float>(), T2, T1 * T2, H,
+                  op);
+    sgemm_batched(true, false, P, T1, D, p.data<float>(), HD, D, qwb, HD, D, bd.data<float>(), P,
+                  T1 * P, H, op);
+    launch_t2w_rel_softmax(ac.data<float>(), bd.data<float>(), H, T1, T2, D);
+    sgemm_batched(false, false, D, T1, T2, vb, HD, D, ac.data<float>(), T2, T1 * T2,
+                  out.data<float>() + b * T1 * HD, HD, D, H, op);
+  }
+  return out;
+}
+
+Tensor timestep_embedding(const Tensor& t, int64_t dim, float scale, float max_period) {
+  Tensor y = Tensor::empty({t.dim(0), dim}, DType::F32, t.device());
+  if (y.numel() == 0) return y;
+  set_device(t);
+  launch_t2w_timestep_embedding(t.data<float>(), t.dim(0), dim, scale, max_period,
+                                y.data<float>());
+  return y;
+}
+
+Tensor modulated_layer_norm(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) {
+  Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  if (x.dim(0) * x.dim(1) > INT_MAX) fail("modulated_layer_norm: {} has too many rows", x.desc());
+  set_device(x);
+  launch_t2w_modulated_layer_norm(x.data<float>(), x.dim(0), x.dim(1), x.dim(2),
+                                  shift.data<float>(), scale.data<float>(), eps, y.data<float>());
+  return y;
+}
+
+void gated_add_(Tensor& x, const Tensor& gate, const Tensor& y) {
+  if (x.numel() == 0) return;
+  set_device(x);
+  launch_t2w_gated_add(x.data<float>(), gate.data<float>(), y.data<float>(), x.dim(0), x.dim(1),
+                       x.dim(2));
+}
+
+Tensor l2_normalize(const Tensor& x, float eps) {
+  Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  const int64_t n = x.dim(-1), rows = x.numel() / n;
+  if (rows > INT_MAX) fail("l2_normalize: {} has too many rows", x.desc());
+  set_device(x);
+  launch_t2w_l2_normalize(x.data<float>(), rows, n, eps, y.data<float>());
+  return y;
+}
+
+namespace {
+void split_shape(const Shape& s, int axis, int64_t& outer, int64_t& inner) {
+  outer = 1;
+  inner = 1;
+  for (int i = 0; i < axis; ++i) outer *= s[static_cast<size_t>(i)];
+  for (size_t i = static_cast<size_t>(axis) + 1; i < s.size(); ++i) inner *= s[i];
+}
+}  // namespace
+
+Tensor concat_axis(const std::vector<Tensor>& xs, int axis, const Shape& out_shape) {
+  Tensor y = Tensor::empty(out_shape, DType::F32, xs[0].device());
+  if (y.numel() == 0) return y;
+  set_device(y);
+  int64_t outer, inner;
+  split_shape(out_shape, axis, outer, inner);
+  const int64_t dst_stride = out_shape[static_cast<size_t>(axis)] * inner;
+  int64_t at = 0;
+  for (const Tensor& t : xs) {
+    const int64_t len = t.dim(axis) * inner;
+    launch_t2w_copy_strided(t.data<float>(), len, y.data<float>() + at, dst_stride, outer, len);
+    at += len;
+  }
+  return y;
+}
+
+Tensor slice_axis(const Tensor& x, int axis, int64_t begin, int64_t end) {
+  Shape os = x.shape();
+  os[static_cast<size_t>(axis)] = end - begin;
+  Tensor y = Tensor::empty(os, DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  set_device(x);
+  int64_t outer, inner;
+  split_shape(x.shape(), axis, outer, inner);
+  const int64_t len = (end - begin) * inner;
+  launch_t2w_copy_strided(x.data<float>() + begin * inner, x.dim(axis) * inner, y.data<float>(), len,
+                          outer, len);
+  return y;
+}
+
+Tensor repeat_time(const Tensor& x, int64_t T) {
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), T}, DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  set_device(x);
+  launch_t2w_repeat_cols(x.data<float>(), x.numel(), T, y.data<float>());
+  return y;
+}
+
+void axpy_(Tensor& y, float a, const Tensor& x) {
+  if (y.numel() == 0) return;
+  set_device(y);
+  launch_t2w_axpy(y.data<float>(), a, x.data<float>(), y.numel());
+}
+
+}  // namespace stepaudio::cuda
