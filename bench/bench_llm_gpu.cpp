@@ -25,6 +25,7 @@
 
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/check.h"
+#include "backend/cuda/kernels_cuda.h"
 #include "backend/cuda/ops_cuda.h"
 #include "core/tensor.h"
 #include "engine/decode_runner.h"
@@ -118,7 +119,8 @@ void gemv_shape(const char* name, int64_t N, int64_t K, int64_t M = 1, bool gemv
   for (int i = 0; i < reps; ++i) ops::linear(x, ws[static_cast<size_t>(i % copies)]);
   const double us = ev.stop_ms() * 1e3 / reps;
   cuda::set_gemv_max_rows(1);
-  const std::string tag = M == 1 ? std::string(name) : fmt::format("{}_m{}_{}", name, M, gemv ? "gemv" : "cublas");
+  const std::string tag =
+      M == 1 ? std::string(name) : fmt::format("{}_m{}_{}", name, M, gemv ? "gemv" : "cublas");
   result(fmt::format("gemv_{}_us", tag), us, "us");
   result(fmt::format("gemv_{}_GBps", tag), bytes / (us * 1e-6) / 1e9, "GB/s");
 }
@@ -142,6 +144,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> ctxs{1024};
   std::vector<int64_t> batches{1, 8, 64};
   int steps = 64;
+  bool micro = true, b1 = true;  // --no-micro: skip copy bandwidth and GEMV shapes; --no-b1
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -156,6 +159,10 @@ int main(int argc, char** argv) {
       batches = parse_list(next());
     else if (a == "--steps")
       steps = std::stoi(next());
+    else if (a == "--no-micro")
+      micro = false;
+    else if (a == "--no-b1")
+      b1 = false;
     else if (a == "--json")
       json = next();
     else
@@ -163,15 +170,17 @@ int main(int argc, char** argv) {
   }
   try {
     if (!cuda_available()) fail("bench_llm_gpu needs a CUDA device");
-    const double bw = copy_bandwidth();
+    const double bw = micro ? copy_bandwidth() : 4262.5;  // the H200's, measured 2026-11-29
     result("copy_bw_GBps", bw, "GB/s");
-    gemv_shape("qo_3584x3584", 3584, 3584);
-    gemv_shape("kv_512x3584", 512, 3584);
-    gemv_shape("gateup_18944x3584", 18944, 3584);
-    gemv_shape("down_3584x18944", 3584, 18944);
-    gemv_shape("lmhead_158720x3584", 158720, 3584);
-    for (int64_t m : {2, 4, 8})
-      for (bool g : {true, false}) gemv_shape("gateup_37888x3584", 37888, 3584, m, g);
+    if (micro) {
+      gemv_shape("qo_3584x3584", 3584, 3584);
+      gemv_shape("kv_512x3584", 512, 3584);
+      gemv_shape("gateup_18944x3584", 18944, 3584);
+      gemv_shape("down_3584x18944", 3584, 18944);
+      gemv_shape("lmhead_158720x3584", 158720, 3584);
+      for (int64_t m : {2, 4, 8})
+        for (bool g : {true, false}) gemv_shape("gateup_37888x3584", 37888, 3584, m, g);
+    }
     cuda::release_cached(0);
     if (model.empty()) return 0;
 
@@ -197,7 +206,8 @@ int main(int argc, char** argv) {
     auto decode = [&](KVCache& cache, int64_t B, int64_t ctx, bool graph) {
       DecodeRunner run(lm, cache, B, graph);
       ops::SampleParams greedy;
-      for (int64_t b = 0; b < B; ++b) run.set_row(b, b, ctx, 1000 + static_cast<int32_t>(b), greedy, {}, 1);
+      for (int64_t b = 0; b < B; ++b)
+        run.set_row(b, b, ctx, 1000 + static_cast<int32_t>(b), greedy, {}, 1);
       std::vector<double> step_s;
       for (int s = 0; s < steps + 2; ++s) {
         const double a = now_s();
@@ -215,7 +225,7 @@ int main(int argc, char** argv) {
       result(fmt::format("decode_{}_roofline_frac", tag), gbps / bw, "x");
     };
     for (int64_t ctx : ctxs) {
-      {
+      if (b1) {
         KVCache cache = lm.make_cache(ctx + steps + 3, 1);
         // Prefill ctx rows of token embeddings (the ids do not matter to the timing).
         std::vector<int32_t> ids(static_cast<size_t>(ctx));
@@ -228,6 +238,9 @@ int main(int argc, char** argv) {
         result(fmt::format("prefill_{}_tok_per_s", ctx), ctx / t_prefill, "tok/s");
         report(fmt::format("{}_b1", ctx), decode(cache, 1, ctx, true), 1, ctx);
         report(fmt::format("{}_b1_eager", ctx), decode(cache, 1, ctx, false), 1, ctx);
+        cuda::set_gemv_pdl(false);
+        report(fmt::format("{}_b1_nopdl", ctx), decode(cache, 1, ctx, true), 1, ctx);
+        cuda::set_gemv_pdl(true);
       }
       for (int64_t B : batches) {
         if (B == 1) continue;

@@ -77,8 +77,8 @@ namespace {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int runs = 5;
-  int64_t n_codes = 250, n_prompt = 100;
+  [[maybe_unused]] int runs = 5;
+  [[maybe_unused]] int64_t n_codes = 250, n_prompt = 100;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--runs")) runs = std::max(1, std::atoi(argv[i + 1]));
     if (!std::strcmp(argv[i], "--codes")) n_codes = std::max(29, std::atoi(argv[i + 1]));

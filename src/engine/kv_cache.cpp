@@ -10,8 +10,7 @@
 
 namespace stepaudio {
 
-KVCache::KVCache(const TextConfig& cfg, int64_t max_len, Device device, DType dtype,
-                 int64_t slots)
+KVCache::KVCache(const TextConfig& cfg, int64_t max_len, Device device, DType dtype, int64_t slots)
     : max_len_(max_len),
       kv_heads_(cfg.num_key_value_heads),
       head_dim_(cfg.head_dim()),
@@ -36,7 +35,8 @@ KVCache::KVCache(const TextConfig& cfg, int64_t max_len, Device device, DType dt
 }
 
 void KVCache::check_slot(int64_t slot, const char* what) const {
-  if (slot < 0 || slot >= slots()) fail("KVCache::{}: slot {} outside [0, {})", what, slot, slots());
+  if (slot < 0 || slot >= slots())
+    fail("KVCache::{}: slot {} outside [0, {})", what, slot, slots());
 }
 
 void KVCache::truncate(int64_t len, int64_t slot) {
@@ -55,9 +55,8 @@ void KVCache::set_length(int64_t len, int64_t slot) {
 Tensor KVCache::rows(const Tensor& buf, int64_t slot, int64_t len) const {
   check_slot(slot, "rows");
   if (len < 0 || len > max_len_) fail("KVCache: {} rows outside [0, {}]", len, max_len_);
-  Tensor r = buf.slice_rows(slot, slot + 1)
-                 .reshape({max_len_, kv_heads_, head_dim_})
-                 .slice_rows(0, len);
+  Tensor r =
+      buf.slice_rows(slot, slot + 1).reshape({max_len_, kv_heads_, head_dim_}).slice_rows(0, len);
   return dtype_ == DType::F32 ? r : ops::to_f32(r);
 }
 

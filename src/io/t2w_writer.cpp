@@ -184,7 +184,8 @@ TensorLayout hift_weight_layout(int64_t B, int64_t cond, int64_t in) {
   for (int i = 0; i < 3; ++i) {
     int64_t u = 1;  // the source STFT frames per decoder frame after stage i
     for (int j = i + 1; j < 3; ++j) u *= rates[j];
-    l.push_back({fmt::format("source_downs.{}.weight", i), {B >> (i + 1), stft_ch, u == 1 ? 1 : 2 * u}});
+    l.push_back(
+        {fmt::format("source_downs.{}.weight", i), {B >> (i + 1), stft_ch, u == 1 ? 1 : 2 * u}});
     l.push_back({fmt::format("source_downs.{}.bias", i), {B >> (i + 1)}});
   }
   for (int i = 0; i < 3; ++i)
@@ -212,12 +213,13 @@ uint64_t layout_params(const TensorLayout& layout) {
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Random values that keep activations in range: weights N(0, 1/fan_in), norm weights near 1,
 // small biases, weight-norm g near 1 (so W rows have about unit norm, as N(0, 1/fan_in) rows
-// do), Snake alphas near 1, and an f0 classifier that puts f0 around 150 Hz.
+// do), Snake alphas near 1, an f0 classifier that puts f0 around 150 Hz, and a quiet conv_post.
 Tensor random_tensor(const std::string& name, const Shape& shape, std::mt19937_64& rng) {
   Tensor t = Tensor::empty(shape, DType::F32);
   float* p = t.data<float>();
@@ -227,7 +229,13 @@ Tensor random_tensor(const std::string& name, const Shape& shape, std::mt19937_6
     for (int64_t i = 0; i < n; ++i) p[i] = mean + std * normal(rng);
   };
   const int64_t fan_in = shape.size() >= 2 && shape[0] > 0 ? n / shape[0] : 1;
-  if (name == "f0_predictor.classifier.weight") {
+  if (name == "conv_post.parametrizations.weight.original0") {
+    fill(0.1f, 0.f);  // small decoder outputs: magnitudes near exp(bias), phases near 0
+  } else if (name == "conv_post.bias") {
+    // The first half is the log-magnitude of the iSTFT bins: exp(0.5) keeps the random audio
+    // well inside the +-0.99 clamp instead of saturating it.
+    for (int64_t i = 0; i < n; ++i) p[i] = (i < n / 2 ? 0.5f : 0.f) + 0.02f * normal(rng);
+  } else if (name == "f0_predictor.classifier.weight") {
     fill(0.f, 100.f / std::sqrt(static_cast<float>(fan_in)));
   } else if (name == "f0_predictor.classifier.bias") {
     fill(150.f, 0.f);
@@ -254,7 +262,8 @@ Tensor random_tensor(const std::string& name, const Shape& shape, std::mt19937_6
 void write_layout(const std::string& path, const TensorLayout& layout, std::mt19937_64& rng) {
   std::vector<std::pair<std::string, Tensor>> tensors;
   tensors.reserve(layout.size());
-  for (const auto& [name, shape] : layout) tensors.emplace_back(name, random_tensor(name, shape, rng));
+  for (const auto& [name, shape] : layout)
+    tensors.emplace_back(name, random_tensor(name, shape, rng));
   save_safetensors(path, tensors, {{"format", "pt"}});
 }
 
@@ -297,8 +306,8 @@ T2wWriteSummary write_random_token2wav(const std::string& dir, const T2wPreset& 
   write_layout((d / "flow.safetensors").string(), flow, rng);
   s.flow_params = layout_params(flow);
   s.files.push_back("flow.safetensors");
-  const TensorLayout hift = hift_weight_layout(preset.hift_base_channels,
-                                               preset.hift_cond_channels, preset.flow.output_size);
+  const TensorLayout hift = hift_weight_layout(preset.hift_base_channels, preset.hift_cond_channels,
+                                               preset.flow.output_size);
   write_layout((d / "hift.safetensors").string(), hift, rng);
   s.hift_params = layout_params(hift);
   s.files.push_back("hift.safetensors");

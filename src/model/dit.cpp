@@ -83,9 +83,9 @@ void DiT::to(Device d) {
                     &final_w_, &final_b_})
     *t = on(*t, d);
   for (Block& b : blocks_)
-    for (Tensor* t : {&b.q_w,     &b.q_b,     &b.k_w,       &b.k_b,       &b.v_w,     &b.v_b,
-                      &b.proj_w,  &b.proj_b,  &b.qn_w,      &b.qn_b,      &b.kn_w,    &b.kn_b,
-                      &b.fc1_w,   &b.fc1_b,   &b.fc2_w,     &b.fc2_b,     &b.conv1_w, &b.conv1_b,
+    for (Tensor* t : {&b.q_w,       &b.q_b,       &b.k_w,     &b.k_b,     &b.v_w,     &b.v_b,
+                      &b.proj_w,    &b.proj_b,    &b.qn_w,    &b.qn_b,    &b.kn_w,    &b.kn_b,
+                      &b.fc1_w,     &b.fc1_b,     &b.fc2_w,   &b.fc2_b,   &b.conv1_w, &b.conv1_b,
                       &b.conv_ln_w, &b.conv_ln_b, &b.conv2_w, &b.conv2_b, &b.ada_w,   &b.ada_b})
       *t = on(*t, d);
 }

@@ -121,8 +121,7 @@ Tensor Flow::solve(const Tensor& x0_in, const Tensor& mu_in, const Tensor& spks_
     const float dt = dts[static_cast<size_t>(step - 1)];
     Tensor v = dit_.forward(ops::concat_axis({x, x}, 0), mu_cfg,
                             t_all.slice_rows(step - 1, step).reshape({2}), spks_cfg, cond_cfg,
-                            nullptr,
-                            caches ? &(*caches)[static_cast<size_t>(step - 1)] : nullptr);
+                            nullptr, caches ? &(*caches)[static_cast<size_t>(step - 1)] : nullptr);
     Tensor guided = v.slice_rows(0, 1).clone();  // (1 + r) v_cond - r v_uncond
     ops::scale_(guided, keep);
     ops::axpy_(guided, -rate, v.slice_rows(1, 2));

@@ -42,7 +42,9 @@ Qwen2LM::Qwen2LM(const TextConfig& cfg, const WeightFn& get, Device device, DTyp
   if (device.is_cuda()) {
     kv_dtype_ = cuda_weights == DType::F32 ? DType::F32 : DType::BF16;
     // Matrices in the compute type, vectors as F32; a tensor already in its type is copied as is.
-    auto host = [&](const Tensor& t) { return t.dtype() == cuda_weights ? t : t.to_dtype(cuda_weights); };
+    auto host = [&](const Tensor& t) {
+      return t.dtype() == cuda_weights ? t : t.to_dtype(cuda_weights);
+    };
     auto matrix = [&](Tensor& t) { t = host(t).to(device); };
     auto vec = [&](Tensor& t) { t = t.to(device); };
     vec(final_norm_);

@@ -42,9 +42,10 @@ HiftNoise injected_rows(const HiftNoise& table, int64_t begin, int64_t end) {
   out.rand_ini = table.rand_ini;
   if (!n.defined()) return out;  // zeros
   if (n.dtype() != DType::F32 || n.ndim() != 2 || n.dim(0) < end)
-    fail("token2wav: the injected HiFT noise must be F32 [>= {}, harmonics + 1] (samples up to {}), "
-         "got {}",
-         end, end, n.desc());
+    fail(
+        "token2wav: the injected HiFT noise must be F32 [>= {}, harmonics + 1] (samples up to {}), "
+        "got {}",
+        end, end, n.desc());
   out.noise = n.slice_rows(begin, end).clone();
   return out;
 }
@@ -165,11 +166,10 @@ Token2wavStream::Token2wavStream(Token2wav& t2w, const Voice& voice, const Token
   for (int64_t i = 0; i < L; ++i) setup.push_back(voice.prompt_codes[static_cast<size_t>(i % Np)]);
   seeded_noise_ = !o.flow_noise.defined();
   const Tensor table =
-      seeded_noise_
-          ? ops::frame_noise(o.seed, c.output_size, 0, prompt_frames_ + S * kChunkCodes)
-          : o.flow_noise;
-  flow_ = t2w.flow().setup_cache(setup, voice.prompt_mel, voice.speaker_embedding,
-                                 o.n_timesteps, table);
+      seeded_noise_ ? ops::frame_noise(o.seed, c.output_size, 0, prompt_frames_ + S * kChunkCodes)
+                    : o.flow_noise;
+  flow_ = t2w.flow().setup_cache(setup, voice.prompt_mel, voice.speaker_embedding, o.n_timesteps,
+                                 table);
   if (!o.hift_noise) t2w.hift().reseed(o.seed);
 }
 
@@ -178,8 +178,8 @@ void Token2wavStream::extend_noise(int64_t frames) {
   const int64_t have = flow_.noise.dim(1);
   if (have >= frames) return;
   const int64_t want = std::max(frames, 2 * have);
-  flow_.noise = ops::concat_time(
-      flow_.noise, ops::frame_noise(opt_.seed, flow_.noise.dim(0), have, want));
+  flow_.noise =
+      ops::concat_time(flow_.noise, ops::frame_noise(opt_.seed, flow_.noise.dim(0), have, want));
 }
 
 Tensor Token2wavStream::run_chunk(std::span<const int32_t> codes, bool last) {
@@ -263,7 +263,8 @@ std::vector<int32_t> parse_codes(const std::string& text, const std::string& whe
 
 std::vector<int32_t> read_codes_file(const std::string& path) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) fail("{}: is a folder, expected a text file of speech codes", path);
+  if (fs::is_directory(path, ec))
+    fail("{}: is a folder, expected a text file of speech codes", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot read the speech codes file", path);
   std::stringstream ss;

@@ -90,8 +90,7 @@ Tensor timestep_embedding(const Tensor& t, int64_t dim, float scale, float max_p
   need_f32(t, "timestep_embedding", "t");
   need(t.ndim() == 1 && dim >= 2 && dim % 2 == 0 && max_period > 0, "timestep_embedding",
        fmt::format("expected t [B] and an even dim, got t {}, dim {}", t.desc(), dim));
-  if (on_cuda("timestep_embedding", {&t}))
-    CUDA_T2W(timestep_embedding(t, dim, scale, max_period));
+  if (on_cuda("timestep_embedding", {&t})) CUDA_T2W(timestep_embedding(t, dim, scale, max_period));
   Tensor y = Tensor::empty({t.dim(0), dim}, DType::F32);
   cpu::timestep_embedding(t.data<float>(), t.dim(0), dim, scale, max_period, y.data<float>());
   return y;

@@ -46,7 +46,8 @@ void sample_tokens(const Tensor& logits, const Tensor& params, Tensor& presence,
     if (!ok) fail("sample_tokens: {}", what);
   };
   need(logits.defined() && logits.dtype() == DType::F32 && logits.ndim() == 2,
-       fmt::format("logits must be F32 [B, V], got {}", logits.defined() ? logits.desc() : "nothing"));
+       fmt::format("logits must be F32 [B, V], got {}",
+                   logits.defined() ? logits.desc() : "nothing"));
   const int64_t B = logits.dim(0), V = logits.dim(1);
   need(params.defined() && params.dtype() == DType::U8 && params.shape() == Shape{B, 32},
        fmt::format("params must be U8 [{}, 32]", B));

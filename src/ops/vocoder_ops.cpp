@@ -54,9 +54,9 @@ Tensor nsf_sines(const Tensor& f0, int64_t dim, const NsfOptions& o, const Tenso
          fmt::format("noise {} must be [F*upsample, dim] = [{}, {}]", noise.desc(), N, dim));
   }
   if (on_cuda(op, {&f0, &rand_ini, &noise}))
-    CUDA_T2W(nsf_sines(f0, {dim, o.upsample, o.sample_rate, o.sine_amp, o.noise_std,
-                            o.voiced_threshold},
-                       rand_ini, noise));
+    CUDA_T2W(
+        nsf_sines(f0, {dim, o.upsample, o.sample_rate, o.sine_amp, o.noise_std, o.voiced_threshold},
+                  rand_ini, noise));
   Tensor y = Tensor::empty({N, dim}, DType::F32);
   cpu::NsfParams p{dim, o.upsample, o.sample_rate, o.sine_amp, o.noise_std, o.voiced_threshold};
   cpu::nsf_sines(f0.data<float>(), f0.dim(0), rand_ini.defined() ? rand_ini.data<float>() : nullptr,

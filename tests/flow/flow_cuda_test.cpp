@@ -38,9 +38,9 @@ TEST_F(T2wFlowCuda, WeightsLiveOnTheGpu) {
 
 TEST_F(T2wFlowCuda, DiTCallMatchesGoldens) {
   FlowTrace trace;
-  const Tensor out = gpu_flow().estimator().forward(golden("dit/x"), golden("dit/mu"),
-                                                    golden("dit/t"), golden("dit/spks"),
-                                                    golden("dit/cond"), &trace);
+  const Tensor out =
+      gpu_flow().estimator().forward(golden("dit/x"), golden("dit/mu"), golden("dit/t"),
+                                     golden("dit/spks"), golden("dit/cond"), &trace);
   EXPECT_TRUE(out.device().is_cuda());
   for (const auto& [name, t] : trace) expect_close(t, golden(name), kDiTTol, name);
   expect_close(out, golden("dit/standalone_out"), kDiTTol, "dit/standalone_out");
@@ -49,9 +49,9 @@ TEST_F(T2wFlowCuda, DiTCallMatchesGoldens) {
 TEST_F(T2wFlowCuda, InferenceWithInjectedNoise) {
   const auto prompt = golden_ids("flow/prompt_token"), codes = golden_ids("flow/token");
   FlowTrace trace;
-  const Tensor feat = gpu_flow().inference(prompt, codes, golden("flow/prompt_feat"),
-                                           golden("flow/embedding"), 10, golden("flow/noise"),
-                                           &trace);
+  const Tensor feat =
+      gpu_flow().inference(prompt, codes, golden("flow/prompt_feat"), golden("flow/embedding"), 10,
+                           golden("flow/noise"), &trace);
   EXPECT_TRUE(feat.device().is_cuda());
   expect_close(feat, golden("flow/feat"), kStepTol, "feat vs golden (GPU)");
   for (const auto& [name, t] : trace)
@@ -61,11 +61,11 @@ TEST_F(T2wFlowCuda, InferenceWithInjectedNoise) {
                                             golden("flow/embedding"), 10, golden("flow/noise"));
   expect_close(feat, cpu, 2e-5, "feat vs CPU");
   // The flow's own frame-indexed noise (drawn on the CPU, uploaded): same on both devices.
-  expect_close(gpu_flow().inference(prompt, codes, golden("flow/prompt_feat"),
-                                    golden("flow/embedding"), 10),
-               data().flow->inference(prompt, codes, golden("flow/prompt_feat"),
-                                      golden("flow/embedding"), 10),
-               2e-5, "feat vs CPU, drawn noise");
+  expect_close(
+      gpu_flow().inference(prompt, codes, golden("flow/prompt_feat"), golden("flow/embedding"), 10),
+      data().flow->inference(prompt, codes, golden("flow/prompt_feat"), golden("flow/embedding"),
+                             10),
+      2e-5, "feat vs CPU, drawn noise");
 }
 
 // Chunks of `chunk` + 3 look-ahead tokens after the prompt, as tests/flow/flow_stream_test.cpp.

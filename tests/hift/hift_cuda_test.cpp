@@ -49,7 +49,8 @@ double max_abs(const Tensor& got, const Tensor& want, const std::string& what) {
   return m;
 }
 
-class T2wHiftCuda : public gpu_test::PoisonedGpu, public ::testing::WithParamInterface<std::string> {
+class T2wHiftCuda : public gpu_test::PoisonedGpu,
+                    public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
     gpu_test::PoisonedGpu::SetUp();
@@ -72,7 +73,8 @@ TEST_P(T2wHiftCuda, StagesMatchCpu) {
   EXPECT_LE(rel_l2(gpu.source_stft(s), cpu.source_stft(s)), 1e-5);
   const Tensor spec = golden(c + "/s_stft");
   EXPECT_LE(rel_l2(gpu.decode(mel, spec), cpu.decode(mel, spec)), 1e-5);
-  const Tensor post = golden(c + "/conv_post");
+  // Not every case records conv_post: the CPU decoder's output is the input here.
+  const Tensor post = cpu.decode(mel, spec);
   EXPECT_LE(rel_l2(gpu.to_wav(post), cpu.to_wav(post)), 1e-5);
 }
 
@@ -87,7 +89,7 @@ TEST_P(T2wHiftCuda, ForwardMatchesGoldens) {
     EXPECT_LE(max_abs(g.conv_post, golden(c + "/conv_post"), c + "/conv_post (GPU)"), 3e-3);
   EXPECT_LE(max_abs(g.wav, golden(c + "/wav"), c + "/wav (GPU)"), 2e-3);
   const HiftOutput r = cpu.forward(mel, &noise);
-  EXPECT_LE(max_abs(g.f0, r.f0, c + "/f0 GPU vs CPU"), 1e-4);
+  EXPECT_LE(rel_l2(g.f0, r.f0), 1e-5) << "f0 GPU vs CPU";  // f0 is hundreds of Hz
   EXPECT_LE(max_abs(g.wav, r.wav, c + "/wav GPU vs CPU"), 2e-3);
   // Without draws the source is the sines alone.
   const HiftNoise zeros;

@@ -123,8 +123,10 @@ TEST_F(T2wHiftOpsCuda, ConvTranspose1d) {
   };
   // The three HiFT upsampling stages (rates 8, 5, 3; kernels 16, 11, 7) at 300 mel frames, and
   // odd cases (stride > K, no padding).
-  const Case cases[] = {{512, 256, 300, 16, 8, 4}, {256, 128, 2400, 11, 5, 3},
-                        {128, 64, 12000, 7, 3, 2}, {16, 8, 50, 3, 5, 0},
+  const Case cases[] = {{512, 256, 300, 16, 8, 4},
+                        {256, 128, 2400, 11, 5, 3},
+                        {128, 64, 12000, 7, 3, 2},
+                        {16, 8, 50, 3, 5, 0},
                         {8, 4, 33, 4, 1, 1}};
   for (const Case& c : cases)
     for (bool bias : {true, false}) {
@@ -157,9 +159,9 @@ TEST_F(T2wHiftOpsCuda, StftAndIstft) {
     EXPECT_LE(rel_l2(ops::stft_small(gpu(x), 16, 4), spec), kTol) << "stft, frames " << F;
     const int64_t frames = 120 * F + 1;
     const Tensor mag = rand_f32({1, 9, frames}, 2.f), phase = rand_f32({1, 9, frames}, 3.f);
-    EXPECT_LE(rel_l2(ops::istft_small(gpu(mag), gpu(phase), 16, 4),
-                     ops::istft_small(mag, phase, 16, 4)),
-              kTol)
+    EXPECT_LE(
+        rel_l2(ops::istft_small(gpu(mag), gpu(phase), 16, 4), ops::istft_small(mag, phase, 16, 4)),
+        kTol)
         << "istft, frames " << F;
   }
   // Batch of 2 and another size.
@@ -202,8 +204,9 @@ TEST_F(T2wHiftOpsCuda, CopiesAndCrossfade) {
   EXPECT_EQ(rel_l2(ops::concat_time(gpu(Tensor::empty({80, 0}, DType::F32)), gpu(b)), b), 0.0);
   EXPECT_EQ(rel_l2(ops::slice_time(gpu(b), 17, 25), ops::slice_time(b, 17, 25)), 0.0);
   const Tensor head = rand_f32({3840}), tail = rand_f32({3840});
-  EXPECT_LE(rel_l2(ops::hamming_crossfade(gpu(head), gpu(tail)), ops::hamming_crossfade(head, tail)),
-            kTol);
+  EXPECT_LE(
+      rel_l2(ops::hamming_crossfade(gpu(head), gpu(tail)), ops::hamming_crossfade(head, tail)),
+      kTol);
   Tensor dst = gpu(rand_f32({12000}));
   Tensor part = dst.slice_rows(0, 3840);
   ops::copy_(part, gpu(head));

@@ -68,7 +68,8 @@ void attention_case(DType cache_type, int64_t B, int64_t max_len, std::vector<in
     EXPECT_LE(rel_l2(kg, kc), 1e-6);
     EXPECT_EQ(rel_l2(vg, vc), 0.0);
   }
-  Tensor og = ops::decode_attention(qg, kg, vg, gpu(slots), gpu(positions), 1.0f / std::sqrt(128.f));
+  Tensor og =
+      ops::decode_attention(qg, kg, vg, gpu(slots), gpu(positions), 1.0f / std::sqrt(128.f));
   Tensor o = ops::decode_attention(q, kc, vc, slots, positions, 1.0f / std::sqrt(128.f));
   EXPECT_LE(rel_l2(og, o), cache_type == DType::F32 ? 1e-5 : 1e-5);
 }
@@ -113,7 +114,8 @@ TEST_F(CudaDecodeOps, SamplerMatchesCpuIds) {
     ops::sample_tokens(lg, pg, prg, sg, ig);
     const Tensor got = ig.to(Device::cpu());
     for (int64_t b = 0; b < B; ++b)
-      EXPECT_EQ(got.data<int32_t>()[b], ids.data<int32_t>()[b]) << "row " << b << " round " << round;
+      EXPECT_EQ(got.data<int32_t>()[b], ids.data<int32_t>()[b])
+          << "row " << b << " round " << round;
   }
   EXPECT_EQ(rel_l2(prg.to(Device::cpu()).to_dtype(DType::F32), presence.to_dtype(DType::F32)), 0.0);
   EXPECT_EQ(sg.to(Device::cpu()).data<int64_t>()[3], 5);

@@ -40,7 +40,7 @@ TEST(SampleOps, GreedyIsArgmaxAfterPenalty) {
   Row r = make_row(x, p);
   EXPECT_EQ(draw(r), 1);
   EXPECT_EQ(r.presence.data<uint8_t>()[1], 1);  // marked: the penalty now applies to it
-  EXPECT_EQ(draw(r), 2);                          // 3.0 / 1.2 < 2.9
+  EXPECT_EQ(draw(r), 2);                        // 3.0 / 1.2 < 2.9
   EXPECT_EQ(r.steps.data<int64_t>()[0], 2);
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -92,8 +93,8 @@ inline double expect_close(const Tensor& got, const Tensor& want, double tol,
     if (!(d <= max_abs)) max_abs = d;  // NaN propagates as a failure
     max_ref = std::max(max_ref, std::fabs(static_cast<double>(b[i])));
   }
-  std::printf("    %-22s max abs err %.3g  (max |ref| %.3g, tolerance %.3g)\n", what.c_str(), max_abs,
-              max_ref, tol);
+  std::printf("    %-22s max abs err %.3g  (max |ref| %.3g, tolerance %.3g)\n", what.c_str(),
+              max_abs, max_ref, tol);
   EXPECT_LE(max_abs, tol) << what;
   return max_abs;
 }

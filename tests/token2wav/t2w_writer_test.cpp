@@ -35,10 +35,10 @@ TEST(T2wWriter, TinyLayoutIsTheGoldenFiles) {
 TEST(T2wWriter, FullSizesMatchTheSpec) {
   const T2wPreset p = t2w_preset("full");
   const uint64_t flow = layout_params(flow_weight_layout(p.flow));
-  const uint64_t hift = layout_params(hift_weight_layout(p.hift_base_channels,
-                                                         p.hift_cond_channels));
-  std::printf("    full: flow %llu, HiFT %llu parameters\n",
-              static_cast<unsigned long long>(flow), static_cast<unsigned long long>(hift));
+  const uint64_t hift =
+      layout_params(hift_weight_layout(p.hift_base_channels, p.hift_cond_channels));
+  std::printf("    full: flow %llu, HiFT %llu parameters\n", static_cast<unsigned long long>(flow),
+              static_cast<unsigned long long>(hift));
   EXPECT_NEAR(static_cast<double>(flow), 155.8e6, 0.05e6);  // spec §7.5
   EXPECT_NEAR(static_cast<double>(hift), 20.82e6, 0.01e6);  // spec §7.6
   // The official flow.yaml parses to exactly the full preset.
@@ -52,8 +52,8 @@ TEST(T2wWriter, WrittenFolderLoadsAndIsSeeded) {
   TempDir a("t2w_gen"), b("t2w_gen");
   const T2wWriteSummary s = write_random_token2wav(a.path().string(), t2w_preset("tiny"), 9, 12);
   write_random_token2wav(b.path().string(), t2w_preset("tiny"), 9, 12);
-  EXPECT_EQ(s.files, (std::vector<std::string>{"flow.yaml", "flow.safetensors",
-                                               "hift.safetensors", "voice.safetensors"}));
+  EXPECT_EQ(s.files, (std::vector<std::string>{"flow.yaml", "flow.safetensors", "hift.safetensors",
+                                               "voice.safetensors"}));
   EXPECT_EQ(s.flow_params, 852912u);
   EXPECT_EQ(s.hift_params, 392271u);
   EXPECT_EQ(a.entries(), (std::vector<std::string>{"flow.safetensors", "flow.yaml",

@@ -85,10 +85,17 @@ void write_golden_inputs(const TempDir& dir) {
 TEST(Token2wavCli, ReproducesTheGoldenCase) {
   TempDir dir("t2w_cli");
   write_golden_inputs(dir);
-  const std::vector<std::string> common = {
-      "token2wav", "--token2wav", golden_dir().string(), "--voice",
-      (dir / "voice.safetensors").string(), "--codes", (dir / "codes.txt").string(),
-      "--inject", (dir / "inject.safetensors").string(), "--device", "cpu"};
+  const std::vector<std::string> common = {"token2wav",
+                                           "--token2wav",
+                                           golden_dir().string(),
+                                           "--voice",
+                                           (dir / "voice.safetensors").string(),
+                                           "--codes",
+                                           (dir / "codes.txt").string(),
+                                           "--inject",
+                                           (dir / "inject.safetensors").string(),
+                                           "--device",
+                                           "cpu"};
   std::vector<std::string> args = common;
   for (const char* s : {"-o", "", "--format", "float", "--trace", ""}) args.push_back(s);
   args[common.size() + 1] = (dir / "out.wav").string();
@@ -125,10 +132,17 @@ TEST(Token2wavCli, StreamsAndSeeds) {
   TempDir dir("t2w_cli");
   write_golden_inputs(dir);
   auto run = [&](const std::string& out, std::vector<std::string> extra) {
-    std::vector<std::string> args = {"token2wav", "--token2wav", golden_dir().string(),
-                                     "--voice", (dir / "voice.safetensors").string(),
-                                     "--codes", (dir / "codes.txt").string(),
-                                     "-o", (dir / out).string(), "--format", "float"};
+    std::vector<std::string> args = {"token2wav",
+                                     "--token2wav",
+                                     golden_dir().string(),
+                                     "--voice",
+                                     (dir / "voice.safetensors").string(),
+                                     "--codes",
+                                     (dir / "codes.txt").string(),
+                                     "-o",
+                                     (dir / out).string(),
+                                     "--format",
+                                     "float"};
     args.insert(args.end(), extra.begin(), extra.end());
     return run_cli(dir, args);
   };
@@ -166,9 +180,17 @@ TEST(Token2wavCli, BadInputsFailCleanly) {
       {t2w, v, c, (dir / "noinject.safetensors").string(), "holds neither 'flow/noise'"},
   };
   for (const Case& k : cases) {
-    std::vector<std::string> args = {"token2wav", "--token2wav", k.dir, "--voice", k.voice,
-                                     "--codes", k.codes, "-o", (dir / "out.wav").string(),
-                                     "--trace", (dir / "trace.safetensors").string()};
+    std::vector<std::string> args = {"token2wav",
+                                     "--token2wav",
+                                     k.dir,
+                                     "--voice",
+                                     k.voice,
+                                     "--codes",
+                                     k.codes,
+                                     "-o",
+                                     (dir / "out.wav").string(),
+                                     "--trace",
+                                     (dir / "trace.safetensors").string()};
     if (!k.inject.empty()) args.insert(args.end(), {"--inject", k.inject});
     const Proc p = run_cli(dir, args);
     EXPECT_EQ(p.rc, 1) << k.want;
@@ -180,9 +202,9 @@ TEST(Token2wavCli, BadInputsFailCleanly) {
                          (dir / "no/such/out.wav").string()});
   EXPECT_EQ(p.rc, 1);
   EXPECT_THAT(p.err, HasSubstr("does not exist"));
-  p = run_cli(dir, {"token2wav", "--token2wav", t2w, "--voice", v, "--codes", c, "-o",
-                    (dir / "out.wav").string(), "--stream", "--trace",
-                    (dir / "t.safetensors").string()});
+  p = run_cli(
+      dir, {"token2wav", "--token2wav", t2w, "--voice", v, "--codes", c, "-o",
+            (dir / "out.wav").string(), "--stream", "--trace", (dir / "t.safetensors").string()});
   EXPECT_EQ(p.rc, 1);
   EXPECT_THAT(p.err, HasSubstr("--trace"));
   EXPECT_EQ(dir.entries(), before);
@@ -215,11 +237,28 @@ TEST(Token2wavCli, RunSpeaksTheAnswer) {
   ASSERT_EQ(run_cli(dir, {"gen-token2wav", "-o", t2w.string()}).rc, 0);
   for (const bool stream : {false, true}) {
     const std::string tag = stream ? "stream" : "offline";
-    std::vector<std::string> args = {
-        "run", "-m", model.str(), "--prompt", "hello", "--device", "cpu", "--max-tokens", "160",
-        "--seed", "3", "--temp", "1.0", "--top-k", "0", "--speech-out",
-        (dir / (tag + ".wav")).string(), "--token2wav", t2w.string(), "--audio-codes",
-        (dir / (tag + ".txt")).string(), "-q"};
+    std::vector<std::string> args = {"run",
+                                     "-m",
+                                     model.str(),
+                                     "--prompt",
+                                     "hello",
+                                     "--device",
+                                     "cpu",
+                                     "--max-tokens",
+                                     "160",
+                                     "--seed",
+                                     "3",
+                                     "--temp",
+                                     "1.0",
+                                     "--top-k",
+                                     "0",
+                                     "--speech-out",
+                                     (dir / (tag + ".wav")).string(),
+                                     "--token2wav",
+                                     t2w.string(),
+                                     "--audio-codes",
+                                     (dir / (tag + ".txt")).string(),
+                                     "-q"};
     if (stream) args.push_back("--stream");
     const Proc p = run_cli(dir, args);
     ASSERT_EQ(p.rc, 0) << p.err;

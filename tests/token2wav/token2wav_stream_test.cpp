@@ -124,8 +124,8 @@ TEST(Token2wavStream, CloseToOfflineWithoutClicks) {
       "    streamed vs offline, %zu samples: rms %.3g; per-40ms-window loudness ratio worst %.3g, "
       "mean |log ratio| %.3g over %d windows; mean spectrum |dB diff| max %.2f, mean %.2f over "
       "%d bins; largest jump at joins %.3g, elsewhere %.3g\n",
-      offline.size(), total, worst_ratio, mean_log_ratio, windows, max_db, mean_db, bins,
-      jump_join, jump_else);
+      offline.size(), total, worst_ratio, mean_log_ratio, windows, max_db, mean_db, bins, jump_join,
+      jump_else);
   // Observed on token2wav-a (74 codes, 3 chunks): worst window ratio 1.2, mean |log ratio|
   // 0.034; spectra within 0.89 dB (mean 0.22 dB); largest jump at joins 0.35 vs 0.66 elsewhere.
   EXPECT_LT(mean_log_ratio, 0.1);  // loudness follows the offline audio window by window

@@ -42,13 +42,12 @@ TEST(Token2wav, ReproducesTheGoldenCaseEndToEnd) {
     const char* name;
     double tol;
   };
-  for (const Check& c : {Check{"flow/spks", 2e-5}, Check{"flow/token_emb", 0},
-                         Check{"flow/encoder_out", 1e-4}, Check{"flow/mu", 2e-5},
-                         Check{"flow/cond", 0}, Check{"flow/noise", 0}, Check{"flow/x_steps", 5e-5},
-                         Check{"flow/feat", 5e-5}, Check{"hift_gen/f0", 2e-3},
-                         Check{"hift_gen/noise", 0}, Check{"hift_gen/s", 1e-3},
-                         Check{"hift_gen/s_stft", 3e-3}, Check{"hift_gen/conv_post", 3e-3},
-                         Check{"hift_gen/wav", 2e-3}})
+  for (const Check& c :
+       {Check{"flow/spks", 2e-5}, Check{"flow/token_emb", 0}, Check{"flow/encoder_out", 1e-4},
+        Check{"flow/mu", 2e-5}, Check{"flow/cond", 0}, Check{"flow/noise", 0},
+        Check{"flow/x_steps", 5e-5}, Check{"flow/feat", 5e-5}, Check{"hift_gen/f0", 2e-3},
+        Check{"hift_gen/noise", 0}, Check{"hift_gen/s", 1e-3}, Check{"hift_gen/s_stft", 3e-3},
+        Check{"hift_gen/conv_post", 3e-3}, Check{"hift_gen/wav", 2e-3}})
     if (const Tensor* t = find(trace, c.name)) expect_close(*t, golden(c.name), c.tol, c.name);
   // The inputs are traced too, under the golden names.
   for (const char* n : {"flow/prompt_token", "flow/token"}) {
@@ -115,9 +114,13 @@ void expect_error(F&& fn, const std::string& text) {
 TEST(Token2wav, BadInputsGiveClearErrors) {
   Token2wav& t2w = golden_t2w();
   const Voice v = golden_voice();
-  expect_error([&] { t2w.synthesize(std::vector<int32_t>{1, 6561}, v); },
-               "speech code 6561 at position 1 is outside [0, 6561)");
-  expect_error([&] { t2w.synthesize(std::vector<int32_t>{-1}, v); }, "speech code -1 at position 0");
+  expect_error(
+      [&] {
+        t2w.synthesize(std::vector<int32_t>{1, 6561}, v);
+      },
+      "speech code 6561 at position 1 is outside [0, 6561)");
+  expect_error([&] { t2w.synthesize(std::vector<int32_t>{-1}, v); },
+               "speech code -1 at position 0");
   expect_error([&] { t2w.synthesize(std::vector<int32_t>{}, v); }, "no speech codes");
   Voice bad = v;
   bad.prompt_mel = Tensor::zeros({39, 80}, DType::F32);

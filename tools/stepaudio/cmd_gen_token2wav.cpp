@@ -20,8 +20,7 @@ struct GenT2wArgs {
 };
 
 static stepaudio::cli::Register reg(
-    "gen-token2wav",
-    "Write a random-weight token2wav folder (official layout) and a random voice",
+    "gen-token2wav", "Write a random-weight token2wav folder (official layout) and a random voice",
     [](CLI::App& sub) {
       auto a = std::make_shared<GenT2wArgs>();
       sub.add_option("-o,--output", a->out, "Output folder (created if missing)")->required();

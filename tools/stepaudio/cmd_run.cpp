@@ -14,9 +14,8 @@
 #include <string>
 
 #include "command.h"
-#include "io/wav_writer.h"
-#include "model/token2wav.h"
 #include "stepaudio/engine.h"
+#include "stepaudio/speech.h"
 
 namespace {
 
@@ -125,13 +124,12 @@ void print_timings(const stepaudio::Result& r) {
 }
 
 // --speech-out: the answer's audio codes through token2wav into a 24 kHz WAV; with --stream the
-// codes go to Token2wavStream as they arrive (on this thread, between decode steps).
+// codes go to a speech stream as they arrive (on this thread, between decode steps).
 class SpeechOut {
  public:
   SpeechOut(const RunArgs& a, stepaudio::Device device) : a_(a) {
     using namespace stepaudio;
     namespace fs = std::filesystem;
-    format_ = parse_wav_format(a.wav_format);
     const fs::path parent = fs::absolute(a.speech_out).parent_path();
     if (!fs::is_directory(parent))
       fail("--speech-out {}: folder {} does not exist", a.speech_out, parent.string());
@@ -146,35 +144,30 @@ class SpeechOut {
             "{} has no voice.safetensors",
             dir);
     }
-    voice_ = load_voice(voice);
-    t2w_.emplace(Token2wav::load(dir, device));
-    opt_.seed = a.seed;
-    if (a.stream) stream_.emplace(*t2w_, voice_, opt_);
+    speaker_.emplace(Speaker::load(dir, voice, {.device = device, .seed = a.seed}));
+    if (a.stream) stream_.emplace(speaker_->stream());
   }
 
   void push(const std::vector<int32_t>& codes) {
     if (!stream_) return;
     if (first_code_ < 0) first_code_ = now();
-    const stepaudio::Tensor piece = stream_->push(codes);
-    take(piece);
+    take(stream_->push(codes));
   }
 
   void finish(const std::vector<int32_t>& codes) {
-    using namespace stepaudio;
     if (codes.empty()) {
       std::fprintf(stderr, "the answer holds no audio codes: %s not written\n",
                    a_.speech_out.c_str());
       return;
     }
     const double t0 = now();
-    if (stream_) {
+    if (stream_)
       take(stream_->finish());
-    } else {
-      const auto v = t2w_->synthesize(codes, voice_, opt_).to_f32_vector();
-      wav_.insert(wav_.end(), v.begin(), v.end());
-    }
-    write_wav(a_.speech_out, wav_, kToken2wavSampleRate, format_);
-    const double secs = static_cast<double>(wav_.size()) / kToken2wavSampleRate;
+    else
+      take(speaker_->speak(codes));
+    stepaudio::save_wav(a_.speech_out, wav_, stepaudio::Speaker::kSampleRate,
+                        a_.wav_format == "float");
+    const double secs = static_cast<double>(wav_.size()) / stepaudio::Speaker::kSampleRate;
     std::fprintf(stderr, "wrote %.2f s of speech (%zu codes) to %s", secs, codes.size(),
                  a_.speech_out.c_str());
     if (stream_)
@@ -190,19 +183,15 @@ class SpeechOut {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
   }
-  void take(const stepaudio::Tensor& piece) {
-    if (piece.numel() == 0) return;
+  void take(const std::vector<float>& piece) {
+    if (piece.empty()) return;
     if (first_audio_ < 0) first_audio_ = now();
-    const auto v = piece.to_f32_vector();
-    wav_.insert(wav_.end(), v.begin(), v.end());
+    wav_.insert(wav_.end(), piece.begin(), piece.end());
   }
 
   const RunArgs& a_;
-  stepaudio::WavFormat format_ = stepaudio::WavFormat::Pcm16;
-  stepaudio::Voice voice_;
-  std::optional<stepaudio::Token2wav> t2w_;
-  std::optional<stepaudio::Token2wavStream> stream_;
-  stepaudio::Token2wavOptions opt_;
+  std::optional<stepaudio::Speaker> speaker_;
+  std::optional<stepaudio::Speaker::Stream> stream_;
   std::vector<float> wav_;
   double first_code_ = -1, first_audio_ = -1;
 };

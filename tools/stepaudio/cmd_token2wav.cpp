@@ -115,7 +115,8 @@ int run_token2wav(const Token2wavArgs& a) {
     std::fprintf(stderr, " | flow %.3f s, vocoder %.3f s", t2w.last_stats().flow_s,
                  t2w.last_stats().hift_s);
   std::fprintf(stderr, "\n");
-  if (!a.trace.empty()) std::printf("wrote %zu traced tensors to %s\n", trace.size(), a.trace.c_str());
+  if (!a.trace.empty())
+    std::printf("wrote %zu traced tensors to %s\n", trace.size(), a.trace.c_str());
   return 0;
 }
 

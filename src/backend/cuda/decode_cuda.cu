@@ -3,6 +3,7 @@
 // cache (GQA: the query heads of one KV head share every K/V row they load), SwiGLU on the fused
 // gate|up rows. Positions and slots are read on the device, so none of these needs the host.
 #include <cmath>
+#include <type_traits>
 
 #include "backend/cuda/common_cuda.cuh"
 #include "backend/cuda/decode_kernels.h"
@@ -14,8 +15,8 @@ namespace {
 constexpr int kThreads = 256;
 
 template <typename T>
-__global__ void embedding_rows_kernel(const T* table, int64_t rows, int64_t dim,
-                                      const int32_t* ids, int64_t n, float* y) {
+__global__ void embedding_rows_kernel(const T* table, int64_t rows, int64_t dim, const int32_t* ids,
+                                      int64_t n, float* y) {
   const int64_t total = n * dim;
   for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < total;
        t += int64_t{gridDim.x} * blockDim.x) {
@@ -28,8 +29,8 @@ __global__ void embedding_rows_kernel(const T* table, int64_t rows, int64_t dim,
 
 // One block per row. The sum of squares in fp32 (the CPU reference uses double; the difference
 // is far below the bf16 tolerances and within 1e-6 relative for fp32).
-__global__ void add_rms_norm_kernel(float* x, const float* r, int64_t n, const float* w,
-                                    float eps, float* y) {
+__global__ void add_rms_norm_kernel(float* x, const float* r, int64_t n, const float* w, float eps,
+                                    float* y) {
   __shared__ float scratch[32];
   float* xr = x + blockIdx.x * n;
   const float* rr = r + blockIdx.x * n;
@@ -127,11 +128,12 @@ __global__ void __launch_bounds__(kKeys) decode_attention_kernel(DecodeAttention
     }
     return;
   }
-  for (int64_t i = threadIdx.x; i < G * D; i += blockDim.x)
-    qs[i] = a.q[(b * a.H + g * G) * D + i];
+  for (int64_t i = threadIdx.x; i < G * D; i += blockDim.x) qs[i] = a.q[(b * a.H + g * G) * D + i];
   const int64_t row_stride = a.Hkv * D;
-  const C* kbase = static_cast<const C*>(a.k) + int64_t{a.slots[b]} * a.max_len * row_stride + g * D;
-  const C* vbase = static_cast<const C*>(a.v) + int64_t{a.slots[b]} * a.max_len * row_stride + g * D;
+  const C* kbase =
+      static_cast<const C*>(a.k) + int64_t{a.slots[b]} * a.max_len * row_stride + g * D;
+  const C* vbase =
+      static_cast<const C*>(a.v) + int64_t{a.slots[b]} * a.max_len * row_stride + g * D;
   const int64_t key = k0 + threadIdx.x;
   const bool valid = key < len;
   float s[kMaxG];
@@ -140,21 +142,28 @@ __global__ void __launch_bounds__(kKeys) decode_attention_kernel(DecodeAttention
   __syncthreads();  // qs
   if (valid) {
     const C* kr = kbase + key * row_stride;
-    if constexpr (kD > 0) {
-      float kf[kD];
+    if constexpr (kD > 0 && std::is_same_v<C, __nv_bfloat16>) {
+      // The whole row in flight as packed bf16 (kD / 8 registers of 16 bytes; unpacking per
+      // head is a shift or a mask, cheaper than holding kD floats, which would spill).
+      uint4 kv[kD / 8];
 #pragma unroll
-      for (int d = 0; d < kD; d += 8) load8(kr + d, kf + d);
+      for (int j = 0; j < kD / 8; ++j) kv[j] = *reinterpret_cast<const uint4*>(kr + 8 * j);
 #pragma unroll
       for (int h = 0; h < kMaxG; ++h) {
         if (h < G) {
           const float4* qh = reinterpret_cast<const float4*>(qs + h * kD);
 #pragma unroll
-          for (int d = 0; d < kD / 4; ++d) {
-            const float4 qv = qh[d];
-            s[h] = fmaf(qv.x, kf[4 * d], s[h]);
-            s[h] = fmaf(qv.y, kf[4 * d + 1], s[h]);
-            s[h] = fmaf(qv.z, kf[4 * d + 2], s[h]);
-            s[h] = fmaf(qv.w, kf[4 * d + 3], s[h]);
+          for (int j = 0; j < kD / 8; ++j) {
+            const uint32_t u[4] = {kv[j].x, kv[j].y, kv[j].z, kv[j].w};
+            const float4 qa = qh[2 * j], qb = qh[2 * j + 1];
+            s[h] = fmaf(qa.x, __uint_as_float(u[0] << 16), s[h]);
+            s[h] = fmaf(qa.y, __uint_as_float(u[0] & 0xffff0000u), s[h]);
+            s[h] = fmaf(qa.z, __uint_as_float(u[1] << 16), s[h]);
+            s[h] = fmaf(qa.w, __uint_as_float(u[1] & 0xffff0000u), s[h]);
+            s[h] = fmaf(qb.x, __uint_as_float(u[2] << 16), s[h]);
+            s[h] = fmaf(qb.y, __uint_as_float(u[2] & 0xffff0000u), s[h]);
+            s[h] = fmaf(qb.z, __uint_as_float(u[3] << 16), s[h]);
+            s[h] = fmaf(qb.w, __uint_as_float(u[3] & 0xffff0000u), s[h]);
           }
         }
       }
@@ -200,30 +209,98 @@ __global__ void __launch_bounds__(kKeys) decode_attention_kernel(DecodeAttention
     pml[h * a.splits * 2 + 1] = l;
   }
   const int64_t nk = min(int64_t{kKeys}, len - k0);
-  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
-    float o[kMaxG];
+  if constexpr (kD > 0) {
+    // Thread (key group kg, dim group dg): 8 head dims (one 16-byte load per key) over kPer keys,
+    // all loads of a batch in flight at once; the key groups are summed in shared memory.
+    constexpr int kDG = kD / 8, kKG = kKeys / kDG, kPer = kKeys / kKG;
+    const int dg = threadIdx.x % kDG, kg = threadIdx.x / kDG;
+    float o[kMaxG][8];
 #pragma unroll
-    for (int h = 0; h < kMaxG; ++h) o[h] = 0;
-    const C* vp = vbase + k0 * row_stride + d;
-    int64_t j = 0;
-    for (; j + 8 <= nk; j += 8) {
-      float v[8];
+    for (int h = 0; h < kMaxG; ++h)
 #pragma unroll
-      for (int u = 0; u < 8; ++u) v[u] = static_cast<float>(vp[(j + u) * row_stride]);
+      for (int e = 0; e < 8; ++e) o[h][e] = 0;
 #pragma unroll
-      for (int u = 0; u < 8; ++u)
+    for (int u0 = 0; u0 < kPer; u0 += 8) {
+      // Eight keys' 16-byte pieces in flight, kept packed until used (registers).
+      uint4 vr[8];
+      float4 vf[8][2];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const int64_t j = kg * kPer + u0 + u;
+        const C* src = vbase + (k0 + j) * row_stride + dg * 8;
+        if constexpr (std::is_same_v<C, __nv_bfloat16>) {
+          vr[u] = j < nk ? *reinterpret_cast<const uint4*>(src) : make_uint4(0, 0, 0, 0);
+        } else {
+          const float4 z = make_float4(0, 0, 0, 0);
+          vf[u][0] = j < nk ? reinterpret_cast<const float4*>(src)[0] : z;
+          vf[u][1] = j < nk ? reinterpret_cast<const float4*>(src)[1] : z;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const int j = kg * kPer + u0 + u;
+        float v[8];
+        if constexpr (std::is_same_v<C, __nv_bfloat16>) {
+          const uint32_t w[4] = {vr[u].x, vr[u].y, vr[u].z, vr[u].w};
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            v[2 * e] = __uint_as_float(w[e] << 16);
+            v[2 * e + 1] = __uint_as_float(w[e] & 0xffff0000u);
+          }
+        } else {
+          v[0] = vf[u][0].x, v[1] = vf[u][0].y, v[2] = vf[u][0].z, v[3] = vf[u][0].w;
+          v[4] = vf[u][1].x, v[5] = vf[u][1].y, v[6] = vf[u][1].z, v[7] = vf[u][1].w;
+        }
+#pragma unroll
+        for (int h = 0; h < kMaxG; ++h) {
+          if (h < G) {
+            const float p = ps[h * kKeys + j];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) o[h][e] = fmaf(p, v[e], o[h][e]);
+          }
+        }
+      }
+    }
+    float* red_o = ps + G * kKeys;  // [kKG][G][kD]
+#pragma unroll
+    for (int h = 0; h < kMaxG; ++h)
+      if (h < G)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) red_o[(kg * G + h) * kD + dg * 8 + e] = o[h][e];
+    __syncthreads();
+    for (int64_t i = threadIdx.x; i < G * kD; i += blockDim.x) {
+      const int64_t h = i / kD, d = i % kD;
+      float acc = 0;
+#pragma unroll
+      for (int q = 0; q < kKG; ++q) acc += red_o[(q * G + h) * kD + d];
+      a.part_o[(((b * a.H + g * G + h) * a.splits) + split) * kD + d] = acc;
+    }
+  } else {
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+      float o[kMaxG];
+#pragma unroll
+      for (int h = 0; h < kMaxG; ++h) o[h] = 0;
+      const C* vp = vbase + k0 * row_stride + d;
+      int64_t j = 0;
+      for (; j + 8 <= nk; j += 8) {
+        float v[8];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) v[u] = static_cast<float>(vp[(j + u) * row_stride]);
+#pragma unroll
+        for (int u = 0; u < 8; ++u)
+#pragma unroll
+          for (int h = 0; h < kMaxG; ++h)
+            if (h < G) o[h] = fmaf(ps[h * kKeys + j + u], v[u], o[h]);
+      }
+      for (; j < nk; ++j) {
+        const float v = static_cast<float>(vp[j * row_stride]);
 #pragma unroll
         for (int h = 0; h < kMaxG; ++h)
-          if (h < G) o[h] = fmaf(ps[h * kKeys + j + u], v[u], o[h]);
+          if (h < G) o[h] = fmaf(ps[h * kKeys + j], v, o[h]);
+      }
+      for (int h = 0; h < G; ++h)
+        a.part_o[(((b * a.H + g * G + h) * a.splits) + split) * D + d] = o[h];
     }
-    for (; j < nk; ++j) {
-      const float v = static_cast<float>(vp[j * row_stride]);
-#pragma unroll
-      for (int h = 0; h < kMaxG; ++h)
-        if (h < G) o[h] = fmaf(ps[h * kKeys + j], v, o[h]);
-    }
-    for (int h = 0; h < G; ++h)
-      a.part_o[(((b * a.H + g * G + h) * a.splits) + split) * D + d] = o[h];
   }
 }
 
@@ -263,8 +340,8 @@ __global__ void advance_kernel(int32_t* p, int64_t n) {
 
 }  // namespace
 
-void launch_embedding_rows(const void* table, Elem t, int64_t rows, int64_t dim,
-                           const int32_t* ids, int64_t n, float* y) {
+void launch_embedding_rows(const void* table, Elem t, int64_t rows, int64_t dim, const int32_t* ids,
+                           int64_t n, float* y) {
   with_elem(t, [&](auto tag) {
     using T = decltype(tag);
     embedding_rows_kernel<T><<<grid_for(n * dim, kThreads), kThreads>>>(
@@ -297,7 +374,9 @@ void launch_qkv_rope_append(const float* qkv, int64_t B, int64_t H, int64_t Hkv,
 
 void launch_decode_attention(const DecodeAttentionArgs& a) {
   const int64_t G = a.H / a.Hkv;
-  const size_t smem = sizeof(float) * (G * a.D + G * kKeys);
+  // q, p, and for the specialised head dims the key-group partial sums of P.V.
+  const int64_t groups = (a.D == 64 || a.D == 128) ? kKeys / (a.D / 8) : 0;
+  const size_t smem = sizeof(float) * (G * a.D + G * kKeys + groups * G * a.D);
   dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.Hkv),
             static_cast<unsigned>(a.B));
   auto run = [&](auto tag) {

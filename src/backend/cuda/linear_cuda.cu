@@ -2,6 +2,7 @@
 // 16-byte loads, several in flight per lane, fp32 accumulate, bias fused; the bias add after a
 // cuBLAS product; im2col for conv1d. (The cuBLAS call itself is in ops_cuda.cpp.)
 #include <cstdint>
+#include <cstdlib>
 
 #include "backend/cuda/common_cuda.cuh"
 
@@ -11,6 +12,7 @@ namespace {
 
 constexpr int kGemvWarps = 4;  // rows of W per block: small blocks keep the last wave short
 constexpr int kUnroll = 4;     // 16-byte loads of W in flight per lane
+constexpr int kPrefetch = 8;   // 16-byte vectors per lane prefetched before the dependency wait
 
 // A streaming load of W: read once, so keep it out of L1 (x lives there) and fetch whole
 // 256-byte L2 sectors ahead.
@@ -94,6 +96,13 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   if (n >= N) return;
   const uint4* wr = reinterpret_cast<const uint4*>(w + n * K);
   const int64_t nv = K / E;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Launched as a programmatic dependent (launch_gemv): the weights do not depend on the previous
+  // kernel, so start pulling the first of them into L2 while it drains, then wait for x.
+  for (int64_t i = 0; i < kPrefetch; ++i)
+    if (lane + 32 * i < nv) asm volatile("prefetch.global.L2 [%0];" ::"l"(wr + lane + 32 * i));
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
@@ -150,10 +159,38 @@ __global__ void im2col_kernel(const float* x, int64_t B, int64_t C, int64_t T, i
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// Programmatic dependent launch (Hopper): the GEMV's blocks may start while the previous
+// kernel's last blocks still run, prefetch weights, and wait in griddepcontrol.wait for its
+// results. STEPAUDIO_PDL=0 turns it off (for comparisons).
+int g_pdl = -1;  // -1: not decided yet
+bool pdl_enabled() {
+  if (g_pdl < 0) {
+    const char* e = std::getenv("STEPAUDIO_PDL");
+    int dev = 0, major = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    g_pdl = major >= 9 && !(e && e[0] == '0');
+  }
+  return g_pdl == 1;
+}
+
 template <typename W, typename B, int M>
 void gemv_m(const float* x, const W* w, const B* b, float* y, int64_t N, int64_t K) {
   const auto blocks = static_cast<unsigned>((N + kGemvWarps - 1) / kGemvWarps);
-  gemv_kernel<W, B, M><<<blocks, kGemvWarps * 32>>>(x, w, b, y, N, K);
+  if (!pdl_enabled()) {
+    gemv_kernel<W, B, M><<<blocks, kGemvWarps * 32>>>(x, w, b, y, N, K);
+    return;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(blocks);
+  cfg.blockDim = dim3(kGemvWarps * 32);
+  cfg.stream = cudaStreamPerThread;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  cudaLaunchKernelEx(&cfg, gemv_kernel<W, B, M>, x, w, b, y, N, K);
 }
 
 template <typename W, typename B>
@@ -193,6 +230,11 @@ void gemv(const float* x, int64_t M, const W* w, const B* b, float* y, int64_t N
 }
 
 }  // namespace
+
+void set_gemv_pdl(bool on) {
+  g_pdl = -1;
+  if (pdl_enabled() || !on) g_pdl = on ? 1 : 0;
+}
 
 void launch_gemv(const float* x, int64_t M, const void* w, Elem wt, const void* b, Elem bt,
                  float* y, int64_t N, int64_t K) {

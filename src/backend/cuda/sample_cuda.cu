@@ -193,8 +193,8 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-void launch_sample(const float* logits, int64_t B, int64_t V, const void* params,
-                   uint8_t* presence, int64_t* steps, int32_t* ids, float* z) {
+void launch_sample(const float* logits, int64_t B, int64_t V, const void* params, uint8_t* presence,
+                   int64_t* steps, int32_t* ids, float* z) {
   sample_kernel<<<static_cast<unsigned>(B), kThreads>>>(
       logits, V, static_cast<const ops::SampleParams*>(params), presence, steps, ids, z);
   check_launch("sample_tokens");

@@ -9,9 +9,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void im2col_kernel(const float* x, int64_t c_in, int64_t t_in, int64_t k,
-                              int64_t t_out, int64_t stride, int64_t pad_left, int64_t dilation,
-                              float* col, int64_t n) {
+__global__ void im2col_kernel(const float* x, int64_t c_in, int64_t t_in, int64_t k, int64_t t_out,
+                              int64_t stride, int64_t pad_left, int64_t dilation, float* col,
+                              int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t t = i % t_out, row = i / t_out;  // row = (b * c_in + c) * k + kk
@@ -74,9 +74,9 @@ void launch_t2w_conv_depthwise(const float* x, int64_t B, const T2wConvShape& s,
                                const float* bias, float* y) {
   const int64_t n = B * s.c_out * s.t_out;
   if (n <= 0) return;
-  depthwise_kernel<<<grid_for(n, kThreads), kThreads>>>(
-      x, s.c_in, s.t_in, s.c_out, s.k, s.t_out, s.stride, s.pad_left, s.dilation,
-      s.c_out / s.groups, w, bias, y, n);
+  depthwise_kernel<<<grid_for(n, kThreads), kThreads>>>(x, s.c_in, s.t_in, s.c_out, s.k, s.t_out,
+                                                        s.stride, s.pad_left, s.dilation,
+                                                        s.c_out / s.groups, w, bias, y, n);
   check_launch("conv1d_ex depthwise");
 }
 

@@ -77,8 +77,8 @@ __global__ void rel_softmax_kernel(float* ac, const float* bd, int64_t T1, int64
   for (int64_t j = threadIdx.x; j < T2; j += blockDim.x) s[j] /= sum;
 }
 
-__global__ void timestep_kernel(const float* t, int64_t B, int64_t half, float scale,
-                                float neg_log, float* y) {
+__global__ void timestep_kernel(const float* t, int64_t B, int64_t half, float scale, float neg_log,
+                                float* y) {
   const int64_t n = B * half;
   for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < n;
        idx += int64_t{gridDim.x} * blockDim.x) {
@@ -87,7 +87,8 @@ __global__ void timestep_kernel(const float* t, int64_t B, int64_t half, float s
     // The float32 argument as the CPU forms it; exp / cos / sin in float64, then rounded, which
     // gives the correctly rounded float32 values the host library returns (angles reach ~1000
     // rad, where a 1-ulp difference in the frequency would show).
-    const float arg = __fdiv_rn(__fmul_rn(static_cast<float>(i), neg_log), static_cast<float>(half));
+    const float arg =
+        __fdiv_rn(__fmul_rn(static_cast<float>(i), neg_log), static_cast<float>(half));
     const float f = static_cast<float>(exp(static_cast<double>(arg)));
     const float a = __fmul_rn(tb, f);
     float* o = y + b * 2 * half;
@@ -143,8 +144,8 @@ void launch_t2w_add_pos_bias(const float* q, const float* u, const float* w, int
 void launch_t2w_rel_softmax(float* ac, const float* bd, int64_t H, int64_t T1, int64_t T2,
                             int64_t D) {
   if (H * T1 <= 0 || T2 <= 0) return;
-  rel_softmax_kernel<<<static_cast<unsigned>(H * T1), kThreads>>>(
-      ac, bd, T1, T2, sqrtf(static_cast<float>(D)));
+  rel_softmax_kernel<<<static_cast<unsigned>(H * T1), kThreads>>>(ac, bd, T1, T2,
+                                                                  sqrtf(static_cast<float>(D)));
   check_launch("rel_pos_attention softmax");
 }
 

@@ -28,8 +28,7 @@ void launch_t2w_hamming_crossfade(const float* head, const float* tail, int64_t 
 // Rows of t -> t + left + right; mode 0 zero, 1 reflect, 2 replicate.
 void launch_t2w_pad_rows(const float* x, int64_t rows, int64_t t, int64_t left, int64_t right,
                          int mode, float* y);
-void launch_t2w_upsample_nearest(const float* x, int64_t rows, int64_t t, int64_t factor,
-                                 float* y);
+void launch_t2w_upsample_nearest(const float* x, int64_t rows, int64_t t, int64_t factor, float* y);
 // y [B, C, T] += bias[C]
 void launch_t2w_add_bias_rows(float* y, int64_t B, int64_t C, int64_t T, const float* bias);
 // dst[o * dst_stride + i] = src[o * src_stride + i] for i < inner (element strides).

@@ -33,8 +33,13 @@ void sgemm_batched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const floa
                    int64_t sa, const float* B, int64_t ldb, int64_t sb, float* C, int64_t ldc,
                    int64_t sc, int64_t batch, const char* op) {
   if (m == 0 || n == 0 || batch == 0) return;
-  for (auto [v, name] : {std::pair{m, "m"}, {n, "n"}, {k, "k"}, {lda, "lda"}, {ldb, "ldb"},
-                         {ldc, "ldc"}, {batch, "batch"}})
+  for (auto [v, name] : {std::pair{m, "m"},
+                         {n, "n"},
+                         {k, "k"},
+                         {lda, "lda"},
+                         {ldb, "ldb"},
+                         {ldc, "ldc"},
+                         {batch, "batch"}})
     need_int(v, op, name);
   const float one = 1.f, zero = 0.f;
   CUBLAS_CHECK(cublasSgemmStridedBatched(
@@ -76,7 +81,7 @@ Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stri
   set_device(x);
   const int64_t B = x.dim(0), K = w.dim(2);
   const int64_t span = dilation * (K - 1) + 1, padded = x.dim(2) + pad_left + pad_right;
-  T2wConvShape s{x.dim(1), x.dim(2), w.dim(0),         K,     (padded - span) / stride + 1,
+  T2wConvShape s{x.dim(1), x.dim(2), w.dim(0), K,     (padded - span) / stride + 1,
                  stride,   pad_left, dilation, groups};
   Tensor y = Tensor::empty({B, s.c_out, s.t_out}, DType::F32, x.device());
   if (y.numel() == 0) return y;
@@ -227,8 +232,7 @@ Tensor timestep_embedding(const Tensor& t, int64_t dim, float scale, float max_p
   Tensor y = Tensor::empty({t.dim(0), dim}, DType::F32, t.device());
   if (y.numel() == 0) return y;
   set_device(t);
-  launch_t2w_timestep_embedding(t.data<float>(), t.dim(0), dim, scale, max_period,
-                                y.data<float>());
+  launch_t2w_timestep_embedding(t.data<float>(), t.dim(0), dim, scale, max_period, y.data<float>());
   return y;
 }
 
@@ -293,8 +297,8 @@ Tensor slice_axis(const Tensor& x, int axis, int64_t begin, int64_t end) {
   int64_t outer, inner;
   split_shape(x.shape(), axis, outer, inner);
   const int64_t len = (end - begin) * inner;
-  launch_t2w_copy_strided(x.data<float>() + begin * inner, x.dim(axis) * inner, y.data<float>(), len,
-                          outer, len);
+  launch_t2w_copy_strided(x.data<float>() + begin * inner, x.dim(axis) * inner, y.data<float>(),
+                          len, outer, len);
   return y;
 }
 

@@ -24,7 +24,8 @@ Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stri
                  int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups);
 Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
                         int64_t padding);
-Tensor pad_time(const Tensor& x, int64_t left, int64_t right, int mode);  // 0 zero, 1 reflect, 2 replicate
+Tensor pad_time(const Tensor& x, int64_t left, int64_t right,
+                int mode);  // 0 zero, 1 reflect, 2 replicate
 Tensor upsample_nearest_time(const Tensor& x, int64_t factor);
 
 // stft_ops

@@ -75,8 +75,8 @@ __global__ void snake_kernel(float* x, const float* alpha, int64_t C, int64_t T,
   }
 }
 
-__global__ void gated_add_kernel(float* x, const float* gate, const float* y, int64_t T,
-                                 int64_t C, int64_t n) {
+__global__ void gated_add_kernel(float* x, const float* gate, const float* y, int64_t T, int64_t C,
+                                 int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t b = i / (T * C), c = i % C;
@@ -97,7 +97,8 @@ __global__ void hamming_kernel(const float* head, const float* tail, int64_t n, 
        i += int64_t{gridDim.x} * blockDim.x) {
     const double wa = 0.54 - 0.46 * cos(kTwoPi * static_cast<double>(i) / m);
     const double wb = 0.54 - 0.46 * cos(kTwoPi * static_cast<double>(n + i) / m);
-    y[i] = static_cast<float>(static_cast<double>(head[i]) * wa + static_cast<double>(tail[i]) * wb);
+    y[i] =
+        static_cast<float>(static_cast<double>(head[i]) * wa + static_cast<double>(tail[i]) * wb);
   }
 }
 

@@ -11,7 +11,8 @@ namespace {
 constexpr int kThreads = 256;
 
 __device__ __forceinline__ float hann(int64_t i, int64_t n) {
-  return static_cast<float>(0.5 - 0.5 * cospi(2.0 * static_cast<double>(i) / static_cast<double>(n)));
+  return static_cast<float>(0.5 -
+                            0.5 * cospi(2.0 * static_cast<double>(i) / static_cast<double>(n)));
 }
 
 // y [B, 2*bins, frames]: bins rows of real parts, then bins rows of imaginary parts.

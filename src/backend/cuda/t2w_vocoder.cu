@@ -63,8 +63,8 @@ __global__ void sines_kernel(const float* f0, int64_t F, const float* noise, T2w
     const Tap t = linear_tap(j, up_step, F);
     const float uv = f0[j / p.upsample] > p.voiced_threshold ? 1.f : 0.f;
     const float amp = __fadd_rn(__fmul_rn(uv, p.noise_std), __fmul_rn(1.f - uv, unvoiced_amp));
-    const float ph =
-        __fadd_rn(__fmul_rn(phase[t.i0 * p.dim + h], t.l0), __fmul_rn(phase[t.i1 * p.dim + h], t.l1));
+    const float ph = __fadd_rn(__fmul_rn(phase[t.i0 * p.dim + h], t.l0),
+                               __fmul_rn(phase[t.i1 * p.dim + h], t.l1));
     const float sine = __fmul_rn(sinf(ph), p.sine_amp);
     const float nz = __fmul_rn(amp, noise ? noise[i] : 0.f);
     out[i] = __fadd_rn(__fmul_rn(sine, uv), nz);
@@ -81,7 +81,7 @@ void launch_t2w_nsf_sines(const float* f0, int64_t F, const float* rand_ini, con
   const float up_step = static_cast<float>(1.0 / up);
   const float unvoiced_amp = static_cast<float>(static_cast<double>(p.sine_amp) / 3.0);
   phase_kernel<<<static_cast<unsigned>((p.dim + 31) / 32), 32>>>(f0, F, rand_ini, p, down_step,
-                                                                  phase);
+                                                                 phase);
   check_launch("nsf_sines phase");
   const int64_t n = F * p.upsample * p.dim;
   sines_kernel<<<grid_for(n, kThreads), kThreads>>>(f0, F, noise, p, up_step, unvoiced_amp, phase,
