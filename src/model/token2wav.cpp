@@ -76,14 +76,16 @@ Token2wav Token2wav::load(const std::string& dir, Device device) {
     fail("{}: no flow.yaml (the token2wav flow configuration)", dir);
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
-  if (!device.is_cpu())
-    log::warn("token2wav runs on the CPU in this build (asked for {})", device.str());
-  impl->device = Device::cpu();
+  impl->device = device;
   impl->config = FlowConfig::load((d / "flow.yaml").string());
   impl->flow_weights = T2wWeights::load(weights_file(d, "flow"));
   impl->hift_weights = T2wWeights::load(weights_file(d, "hift"));
   impl->flow = std::make_unique<Flow>(impl->config, impl->flow_weights.fn());
   impl->hift = std::make_unique<HiftGenerator>(impl->hift_weights.fn());
+  if (device.is_cuda()) {  // weights uploaded once; every call then runs on the GPU
+    impl->flow->to(device);
+    impl->hift->to(device);
+  }
   if (impl->hift->config().in_channels != impl->config.output_size)
     fail("{}: the vocoder takes {} mel bins, the flow makes {}", dir,
          impl->hift->config().in_channels, impl->config.output_size);
@@ -149,7 +151,7 @@ Tensor Token2wav::synthesize(std::span<const int32_t> codes, const Voice& voice,
   record("hift_gen/s_stft", out.s_stft);
   record("hift_gen/conv_post", out.conv_post);
   record("hift_gen/wav", out.wav);
-  return out.wav;
+  return out.wav.device().is_cpu() ? out.wav : out.wav.to(Device::cpu());
 }
 
 Token2wavStream::Token2wavStream(Token2wav& t2w, const Voice& voice, const Token2wavOptions& o)
@@ -232,7 +234,7 @@ Tensor Token2wavStream::finish() {
   if (buffer_.empty()) return Tensor::zeros({0}, DType::F32);  // nothing was pushed
   Tensor wav = run_chunk(buffer_, true);
   buffer_.clear();
-  return wav;
+  return wav.device().is_cpu() ? wav : wav.to(Device::cpu());
 }
 
 std::vector<int32_t> parse_codes(const std::string& text, const std::string& where) {

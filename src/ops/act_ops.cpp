@@ -1,36 +1,16 @@
 #include "ops/act_ops.h"
 
 #include "backend/cpu/act_cpu.h"
+#include "ops/dispatch.h"
 #if STEPAUDIO_CUDA
 #include "backend/cuda/t2w_ops_cuda.h"
-#define CUDA_T2W(...) return cuda::__VA_ARGS__
-#else
-#define CUDA_T2W(...) fail("this build has no CUDA backend")
 #endif
 
 namespace stepaudio::ops {
 
+using namespace detail;
+
 namespace {
-
-void need(bool ok, const char* op, const std::string& what) {
-  if (!ok) fail("{}: {}", op, what);
-}
-
-void need_f32(const Tensor& t, const char* op, const char* arg) {
-  need(t.defined(), op, fmt::format("{} is undefined", arg));
-  need(t.dtype() == DType::F32, op, fmt::format("{} must be F32, got {}", arg, t.desc()));
-}
-
-// Same dispatch rule as ops.cpp.
-bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
-  bool cuda = false, cpu = false;
-  for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
-    (t->device().is_cuda() ? cuda : cpu) = true;
-  }
-  if (cuda && cpu) fail("{}: inputs are on different devices (CPU and CUDA)", op);
-  return cuda;
-}
 
 #if STEPAUDIO_CUDA
 cuda::T2wAct cuda_act(cpu::Act a) {
@@ -60,7 +40,7 @@ cuda::T2wAct cuda_act(cpu::Act a) {
 
 void run(const char* op, Tensor& x, cpu::Act act, float p = 0.f) {
   need_f32(x, op, "x");
-  if (on_cuda(op, {&x})) CUDA_T2W(t2w_act_(x, cuda_act(act), p));
+  if (on_cuda(op, {&x})) CUDA_OP(t2w_act_(x, cuda_act(act), p));
   cpu::activation(act, x.data<float>(), x.numel(), p);
 }
 
@@ -81,7 +61,7 @@ void mul_(Tensor& a, const Tensor& b) {
   need_f32(b, "mul", "b");
   need(a.shape() == b.shape(), "mul",
        fmt::format("a {} and b {} must have the same shape", a.desc(), b.desc()));
-  if (on_cuda("mul", {&a, &b})) CUDA_T2W(t2w_mul_(a, b));
+  if (on_cuda("mul", {&a, &b})) CUDA_OP(t2w_mul_(a, b));
   cpu::mul(a.data<float>(), b.data<float>(), a.numel());
 }
 
@@ -91,7 +71,7 @@ void snake_(Tensor& x, const Tensor& alpha) {
   need(x.ndim() == 3 && alpha.numel() == x.dim(1) && alpha.ndim() >= 1, "snake",
        fmt::format("expected x [B, C, T] and alpha [C]; got x {}, alpha {}", x.desc(),
                    alpha.desc()));
-  if (on_cuda("snake", {&x, &alpha})) CUDA_T2W(t2w_snake_(x, alpha));
+  if (on_cuda("snake", {&x, &alpha})) CUDA_OP(t2w_snake_(x, alpha));
   cpu::snake(x.data<float>(), alpha.data<float>(), x.dim(0), x.dim(1), x.dim(2));
 }
 

@@ -1,48 +1,21 @@
 #include "ops/conv_ops.h"
 
 #include "backend/cpu/conv_cpu.h"
+#include "ops/dispatch.h"
 #if STEPAUDIO_CUDA
 #include "backend/cuda/t2w_ops_cuda.h"
-#define CUDA_T2W(...) return cuda::__VA_ARGS__
-#else
-#define CUDA_T2W(...) fail("this build has no CUDA backend")
 #endif
 #include "ops/ops.h"
 
 namespace stepaudio::ops {
 
+using namespace detail;
+
 namespace {
-
-bool is_float(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
-
-void need(bool ok, const char* op, const std::string& what) {
-  if (!ok) fail("{}: {}", op, what);
-}
-
-void need_f32(const Tensor& t, const char* op, const char* arg) {
-  need(t.defined(), op, fmt::format("{} is undefined", arg));
-  need(t.dtype() == DType::F32, op, fmt::format("{} must be F32, got {}", arg, t.desc()));
-}
-
-void need_float(const Tensor& t, const char* op, const char* arg) {
-  need(t.defined(), op, fmt::format("{} is undefined", arg));
-  need(is_float(t.dtype()), op, fmt::format("{} must be F32, BF16 or F16, got {}", arg, t.desc()));
-}
 
 void need_bct(const Tensor& x, const char* op) {
   need_f32(x, op, "x");
   need(x.ndim() == 3, op, fmt::format("x must be [B, C, T], got {}", x.desc()));
-}
-
-// Same dispatch rule as ops.cpp: all inputs on one device.
-bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
-  bool cuda = false, cpu = false;
-  for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
-    (t->device().is_cuda() ? cuda : cpu) = true;
-  }
-  if (cuda && cpu) fail("{}: inputs are on different devices (CPU and CUDA)", op);
-  return cuda;
 }
 
 Tensor bias_f32(const Tensor& b, int64_t n, const char* op) {
@@ -75,7 +48,7 @@ Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, const Conv1d
                    padded, span));
   const bool cuda = on_cuda(op, {&x, &w, &b});
   Tensor bf = bias_f32(b, w.dim(0), op);
-  if (cuda) CUDA_T2W(conv1d_ex(x, w, bf, o.stride, o.pad_left, o.pad_right, o.dilation, o.groups));
+  if (cuda) CUDA_OP(conv1d_ex(x, w, bf, o.stride, o.pad_left, o.pad_right, o.dilation, o.groups));
   cpu::Conv1dShape s{x.dim(1), x.dim(2),   w.dim(0),   w.dim(2), (padded - span) / o.stride + 1,
                      o.stride, o.pad_left, o.dilation, o.groups};
   const int64_t B = x.dim(0);
@@ -107,7 +80,7 @@ Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b, int64
   const bool cuda = on_cuda(op, {&x, &w, &b});
   const int64_t B = x.dim(0), Ci = x.dim(1), Co = w.dim(1);
   Tensor bf = bias_f32(b, Co, op);
-  if (cuda) CUDA_T2W(conv_transpose1d(x, w, bf, stride, padding));
+  if (cuda) CUDA_OP(conv_transpose1d(x, w, bf, stride, padding));
   Tensor y = Tensor::empty({B, Co, To}, DType::F32);
   for (int64_t i = 0; i < B; ++i)
     cpu::conv_transpose1d(x.data<float>() + i * Ci * T, w.raw(), w.dtype(),
@@ -129,10 +102,7 @@ Tensor pad_time(const Tensor& x, int64_t left, int64_t right, PadMode mode) {
     need(T >= 1 || (left == 0 && right == 0), op,
          fmt::format("replicate padding of an empty x {}", x.desc()));
   if (on_cuda(op, {&x}))
-    CUDA_T2W(pad_time(x, left, right,
-                      mode == PadMode::Zero      ? 0
-                      : mode == PadMode::Reflect ? 1
-                                                 : 2));
+    CUDA_OP(pad_time(x, left, right, mode == PadMode::Zero ? 0 : mode == PadMode::Reflect ? 1 : 2));
   Tensor y = Tensor::empty({x.dim(0), x.dim(1), T + left + right}, DType::F32);
   cpu::pad_rows(x.data<float>(), x.dim(0) * x.dim(1), T, left, right,
                 mode == PadMode::Zero      ? 0
@@ -146,7 +116,7 @@ Tensor upsample_nearest_time(const Tensor& x, int64_t factor) {
   const char* op = "upsample_nearest_time";
   need_bct(x, op);
   need(factor >= 1, op, fmt::format("factor must be >= 1, got {}", factor));
-  if (on_cuda(op, {&x})) CUDA_T2W(upsample_nearest_time(x, factor));
+  if (on_cuda(op, {&x})) CUDA_OP(upsample_nearest_time(x, factor));
   Tensor y = Tensor::empty({x.dim(0), x.dim(1), x.dim(2) * factor}, DType::F32);
   cpu::upsample_nearest(x.data<float>(), x.dim(0) * x.dim(1), x.dim(2), factor, y.data<float>());
   return y;

@@ -7,38 +7,16 @@
 #include "backend/cpu/convert_cpu.h"
 #include "backend/cpu/norm_cpu.h"
 #include "backend/cpu/pointwise_cpu.h"
+#include "ops/dispatch.h"
 #if STEPAUDIO_CUDA
 #include "backend/cuda/decode_cuda.h"
-#define CUDA_OP(...) return cuda::__VA_ARGS__
-#else
-#define CUDA_OP(...) fail("this build has no CUDA backend")
 #endif
 
 namespace stepaudio::ops {
 
+using namespace detail;
+
 namespace {
-
-void need(bool ok, const char* op, const std::string& what) {
-  if (!ok) fail("{}: {}", op, what);
-}
-
-void need_type(const Tensor& t, DType dt, const char* op, const char* arg) {
-  need(t.defined(), op, fmt::format("{} is undefined", arg));
-  need(t.dtype() == dt, op, fmt::format("{} must be {}, got {}", arg, dtype_name(dt), t.desc()));
-}
-
-bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
-  bool cuda = false, cpu = false;
-  for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
-    (t->device().is_cuda() ? cuda : cpu) = true;
-  }
-  if (cuda && cpu) fail("{}: inputs are on different devices (CPU and CUDA)", op);
-#if !STEPAUDIO_CUDA
-  if (cuda) fail("{}: this build has no CUDA backend", op);
-#endif
-  return cuda;
-}
 
 // Checks a cache pair [S, max_len, Hkv, D] and the per-sequence index tensors I32 [B].
 void need_cache(const Tensor& k, const Tensor& v, const Tensor& slots, const Tensor& positions,

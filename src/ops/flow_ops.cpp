@@ -1,36 +1,16 @@
 #include "ops/flow_ops.h"
 
 #include "backend/cpu/flow_cpu.h"
+#include "ops/dispatch.h"
 #if STEPAUDIO_CUDA
 #include "backend/cuda/t2w_ops_cuda.h"
-#define CUDA_T2W(...) return cuda::__VA_ARGS__
-#else
-#define CUDA_T2W(...) fail("this build has no CUDA backend")
 #endif
 
 namespace stepaudio::ops {
 
+using namespace detail;
+
 namespace {
-
-void need(bool ok, const char* op, const std::string& what) {
-  if (!ok) fail("{}: {}", op, what);
-}
-
-void need_f32(const Tensor& t, const char* op, const char* arg) {
-  need(t.defined(), op, fmt::format("{} is undefined", arg));
-  need(t.dtype() == DType::F32, op, fmt::format("{} must be F32, got {}", arg, t.desc()));
-}
-
-// Same dispatch rule as ops.cpp: all inputs on one device; true when that is a GPU.
-bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
-  bool cuda = false, cpu = false;
-  for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
-    (t->device().is_cuda() ? cuda : cpu) = true;
-  }
-  if (cuda && cpu) fail("{}: inputs are on different devices (CPU and CUDA)", op);
-  return cuda;
-}
 
 int norm_axis(int axis, int ndim, const char* op) {
   const int a = axis < 0 ? axis + ndim : axis;
@@ -78,7 +58,7 @@ Tensor rel_pos_attention(const Tensor& q, const Tensor& k, const Tensor& v, cons
        fmt::format("p {} must be [2*T2-1, H, D] = [{}, {}, {}]", p.desc(), 2 * T2 - 1, H, D));
   need(u.shape() == Shape{H, D} && w.shape() == Shape{H, D}, op,
        fmt::format("pos_bias_u {} and pos_bias_v {} must be [{}, {}]", u.desc(), w.desc(), H, D));
-  if (on_cuda(op, {&q, &k, &v, &p, &u, &w})) CUDA_T2W(rel_pos_attention(q, k, v, p, u, w));
+  if (on_cuda(op, {&q, &k, &v, &p, &u, &w})) CUDA_OP(rel_pos_attention(q, k, v, p, u, w));
   Tensor out = Tensor::empty(q.shape(), DType::F32);
   cpu::rel_pos_attention(q.data<float>(), k.data<float>(), v.data<float>(), p.data<float>(),
                          u.data<float>(), w.data<float>(), {q.dim(0), q.dim(1), T2, H, D},
@@ -90,7 +70,7 @@ Tensor timestep_embedding(const Tensor& t, int64_t dim, float scale, float max_p
   need_f32(t, "timestep_embedding", "t");
   need(t.ndim() == 1 && dim >= 2 && dim % 2 == 0 && max_period > 0, "timestep_embedding",
        fmt::format("expected t [B] and an even dim, got t {}, dim {}", t.desc(), dim));
-  if (on_cuda("timestep_embedding", {&t})) CUDA_T2W(timestep_embedding(t, dim, scale, max_period));
+  if (on_cuda("timestep_embedding", {&t})) CUDA_OP(timestep_embedding(t, dim, scale, max_period));
   Tensor y = Tensor::empty({t.dim(0), dim}, DType::F32);
   cpu::timestep_embedding(t.data<float>(), t.dim(0), dim, scale, max_period, y.data<float>());
   return y;
@@ -106,7 +86,7 @@ Tensor modulated_layer_norm(const Tensor& x, const Tensor& shift, const Tensor& 
       op,
       fmt::format("expected x [B, T, C], shift = scale [B, C]; got x {}, shift {}, scale {}",
                   x.desc(), shift.desc(), scale.desc()));
-  if (on_cuda(op, {&x, &shift, &scale})) CUDA_T2W(modulated_layer_norm(x, shift, scale, eps));
+  if (on_cuda(op, {&x, &shift, &scale})) CUDA_OP(modulated_layer_norm(x, shift, scale, eps));
   Tensor y = Tensor::empty(x.shape(), DType::F32);
   cpu::modulated_layer_norm(x.data<float>(), x.dim(0), x.dim(1), x.dim(2), shift.data<float>(),
                             scale.data<float>(), eps, y.data<float>());
@@ -121,7 +101,7 @@ void gated_add_(Tensor& x, const Tensor& gate, const Tensor& y) {
   need(x.ndim() == 3 && y.shape() == x.shape() && gate.shape() == Shape{x.dim(0), x.dim(2)}, op,
        fmt::format("expected x = y [B, T, C] and gate [B, C]; got x {}, gate {}, y {}", x.desc(),
                    gate.desc(), y.desc()));
-  if (on_cuda(op, {&x, &gate, &y})) CUDA_T2W(gated_add_(x, gate, y));
+  if (on_cuda(op, {&x, &gate, &y})) CUDA_OP(gated_add_(x, gate, y));
   cpu::gated_add(x.data<float>(), gate.data<float>(), y.data<float>(), x.dim(0), x.dim(1),
                  x.dim(2));
 }
@@ -138,7 +118,7 @@ Tensor l2_normalize(const Tensor& x, float eps) {
   need_f32(x, "l2_normalize", "x");
   need(x.ndim() >= 1 && x.dim(-1) >= 1, "l2_normalize",
        fmt::format("x {} has no last axis to normalise", x.desc()));
-  if (on_cuda("l2_normalize", {&x})) CUDA_T2W(l2_normalize(x, eps));
+  if (on_cuda("l2_normalize", {&x})) CUDA_OP(l2_normalize(x, eps));
   Tensor y = Tensor::empty(x.shape(), DType::F32);
   cpu::l2_normalize(x.data<float>(), x.numel() / x.dim(-1), x.dim(-1), eps, y.data<float>());
   return y;
@@ -164,7 +144,7 @@ Tensor concat_axis(const std::vector<Tensor>& xs, int axis) {
          fmt::format("{} does not match {} outside axis {}", t.desc(), xs[0].desc(), axis));
     os[static_cast<size_t>(a)] += t.dim(a);
   }
-  if (cuda) CUDA_T2W(concat_axis(xs, a, os));
+  if (cuda) CUDA_OP(concat_axis(xs, a, os));
   Tensor y = Tensor::empty(os, DType::F32);
   int64_t outer, inner;
   split_shape(os, a, outer, inner);
@@ -185,7 +165,7 @@ Tensor slice_axis(const Tensor& x, int axis, int64_t begin, int64_t end) {
   const int a = norm_axis(axis, x.ndim(), op);
   need(begin >= 0 && begin <= end && end <= x.dim(a), op,
        fmt::format("range [{}, {}) is outside axis {} of {}", begin, end, axis, x.desc()));
-  if (on_cuda(op, {&x})) CUDA_T2W(slice_axis(x, a, begin, end));
+  if (on_cuda(op, {&x})) CUDA_OP(slice_axis(x, a, begin, end));
   Shape os = x.shape();
   os[static_cast<size_t>(a)] = end - begin;
   Tensor y = Tensor::empty(os, DType::F32);
@@ -202,7 +182,7 @@ Tensor repeat_time(const Tensor& x, int64_t T) {
   need_f32(x, "repeat_time", "x");
   need(x.ndim() == 2 && T >= 0, "repeat_time",
        fmt::format("expected x [B, C] and T >= 0, got x {}, T {}", x.desc(), T));
-  if (on_cuda("repeat_time", {&x})) CUDA_T2W(repeat_time(x, T));
+  if (on_cuda("repeat_time", {&x})) CUDA_OP(repeat_time(x, T));
   Tensor y = Tensor::empty({x.dim(0), x.dim(1), T}, DType::F32);
   cpu::repeat_cols(x.data<float>(), x.numel(), T, y.data<float>());
   return y;
@@ -221,7 +201,7 @@ void axpy_(Tensor& y, float a, const Tensor& x) {
   need_f32(x, "axpy", "x");
   need(x.shape() == y.shape(), "axpy",
        fmt::format("x {} and y {} must have the same shape", x.desc(), y.desc()));
-  if (on_cuda("axpy", {&y, &x})) CUDA_T2W(axpy_(y, a, x));
+  if (on_cuda("axpy", {&y, &x})) CUDA_OP(axpy_(y, a, x));
   cpu::axpy(y.data<float>(), a, x.data<float>(), y.numel());
 }
 

@@ -1,20 +1,16 @@
 #include "ops/fused_ops.h"
 
+#include "ops/dispatch.h"
 #include "ops/ops.h"
 #if STEPAUDIO_CUDA
 #include "backend/cuda/fused_ops_cuda.h"
-#define CUDA_OP(...) return cuda::__VA_ARGS__
-#else
-#define CUDA_OP(...) fail("this build has no CUDA backend")
 #endif
 
 namespace stepaudio::ops {
 
-namespace {
+using namespace detail;
 
-void need(bool ok, const char* op, const std::string& what) {
-  if (!ok) fail("{}: {}", op, what);
-}
+namespace {
 
 void need_dtype(const Tensor& t, const char* op, const char* arg, bool float_ok) {
   need(t.defined(), op, fmt::format("{} is undefined", arg));
@@ -34,20 +30,6 @@ void need_vec(const Tensor& v, const Tensor& x, const char* op, const char* arg)
 void need_out(DType out, const char* op) {
   need(out == DType::F32 || out == DType::BF16, op,
        fmt::format("output type must be F32 or BF16, got {}", dtype_name(out)));
-}
-
-// Same rule as ops.cpp: all defined inputs on one device; true for CUDA.
-bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
-  bool cuda = false, cpu = false;
-  for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
-    (t->device().is_cuda() ? cuda : cpu) = true;
-  }
-  if (cuda && cpu) fail("{}: inputs are on different devices (CPU and CUDA)", op);
-#if !STEPAUDIO_CUDA
-  if (cuda) fail("{}: this build has no CUDA backend", op);
-#endif
-  return cuda;
 }
 
 Tensor rounded(const Tensor& y, DType out) { return out == DType::F32 ? y : y.to_dtype(out); }

@@ -8,52 +8,19 @@
 #include "backend/cpu/linear_cpu.h"
 #include "backend/cpu/norm_cpu.h"
 #include "backend/cpu/pointwise_cpu.h"
+#include "ops/dispatch.h"
 #if STEPAUDIO_CUDA
 #include "backend/cuda/ops_cuda.h"
-#define CUDA_OP(...) return cuda::__VA_ARGS__
-#else
-#define CUDA_OP(...) fail("this build has no CUDA backend")
 #endif
 
 namespace stepaudio::ops {
 
+using namespace detail;
+
 namespace {
-
-bool is_float(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
-
-void need(bool ok, const char* op, const std::string& what) {
-  if (!ok) fail("{}: {}", op, what);
-}
-
-void need_f32(const Tensor& t, const char* op, const char* arg) {
-  need(t.defined(), op, fmt::format("{} is undefined", arg));
-  need(t.dtype() == DType::F32, op, fmt::format("{} must be F32, got {}", arg, t.desc()));
-}
-
-void need_float(const Tensor& t, const char* op, const char* arg) {
-  need(t.defined(), op, fmt::format("{} is undefined", arg));
-  need(is_float(t.dtype()), op, fmt::format("{} must be F32, BF16 or F16, got {}", arg, t.desc()));
-}
-
-// The device dispatch point. Every op calls this with its inputs; CUDA kernels plug in at the
-// call sites as `if (on_cuda(...)) CUDA_OP(op(...));` (backend/cuda/ops_cuda.h).
-bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
-  bool cuda = false, cpu = false;
-  for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
-    (t->device().is_cuda() ? cuda : cpu) = true;
-  }
-  if (cuda && cpu) fail("{}: inputs are on different devices (CPU and CUDA)", op);
-#if !STEPAUDIO_CUDA
-  if (cuda) fail("{}: this build has no CUDA backend", op);
-#endif
-  return cuda;
-}
 
 // A bias or norm weight as f32 (these are small; weights stay in their stored type).
 Tensor vec_f32(const Tensor& t) { return t.dtype() == DType::F32 ? t : to_f32(t); }
-
-int64_t rows_of(const Tensor& x) { return x.ndim() ? x.numel() / x.dim(-1) : 1; }
 
 Tensor to_f32_if_bf16(const Tensor& t) { return t.dtype() == DType::F32 ? t : to_f32(t); }
 

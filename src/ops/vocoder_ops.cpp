@@ -3,37 +3,16 @@
 #include <cstring>
 
 #include "backend/cpu/vocoder_cpu.h"
+#include "ops/dispatch.h"
 #if STEPAUDIO_CUDA
 #include "backend/cuda/t2w_ops_cuda.h"
-#define CUDA_T2W(...) return cuda::__VA_ARGS__
-#else
-#define CUDA_T2W(...) fail("this build has no CUDA backend")
 #endif
 
 namespace stepaudio::ops {
 
-namespace {
+using namespace detail;
 
-void need(bool ok, const char* op, const std::string& what) {
-  if (!ok) fail("{}: {}", op, what);
-}
-
-void need_f32(const Tensor& t, const char* op, const char* arg) {
-  need(t.defined(), op, fmt::format("{} is undefined", arg));
-  need(t.dtype() == DType::F32, op, fmt::format("{} must be F32, got {}", arg, t.desc()));
-}
-
-bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
-  bool cuda = false, cpu = false;
-  for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
-    (t->device().is_cuda() ? cuda : cpu) = true;
-  }
-  if (cuda && cpu) fail("{}: inputs are on different devices (CPU and CUDA)", op);
-  return cuda;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Tensor nsf_sines(const Tensor& f0, int64_t dim, const NsfOptions& o, const Tensor& rand_ini,
                  const Tensor& noise) {
@@ -54,9 +33,9 @@ Tensor nsf_sines(const Tensor& f0, int64_t dim, const NsfOptions& o, const Tenso
          fmt::format("noise {} must be [F*upsample, dim] = [{}, {}]", noise.desc(), N, dim));
   }
   if (on_cuda(op, {&f0, &rand_ini, &noise}))
-    CUDA_T2W(
-        nsf_sines(f0, {dim, o.upsample, o.sample_rate, o.sine_amp, o.noise_std, o.voiced_threshold},
-                  rand_ini, noise));
+    CUDA_OP(nsf_sines(f0,
+                      {dim, o.upsample, o.sample_rate, o.sine_amp, o.noise_std, o.voiced_threshold},
+                      rand_ini, noise));
   Tensor y = Tensor::empty({N, dim}, DType::F32);
   cpu::NsfParams p{dim, o.upsample, o.sample_rate, o.sine_amp, o.noise_std, o.voiced_threshold};
   cpu::nsf_sines(f0.data<float>(), f0.dim(0), rand_ini.defined() ? rand_ini.data<float>() : nullptr,
@@ -66,14 +45,14 @@ Tensor nsf_sines(const Tensor& f0, int64_t dim, const NsfOptions& o, const Tenso
 
 void abs_(Tensor& x) {
   need_f32(x, "abs", "x");
-  if (on_cuda("abs", {&x})) CUDA_T2W(t2w_act_(x, cuda::T2wAct::Abs));
+  if (on_cuda("abs", {&x})) CUDA_OP(t2w_act_(x, cuda::T2wAct::Abs));
   cpu::abs(x.data<float>(), x.numel());
 }
 
 void clamp_(Tensor& x, float lo, float hi) {
   need_f32(x, "clamp", "x");
   need(lo <= hi, "clamp", fmt::format("lower bound {} exceeds upper bound {}", lo, hi));
-  if (on_cuda("clamp", {&x})) CUDA_T2W(t2w_clamp_(x, lo, hi));
+  if (on_cuda("clamp", {&x})) CUDA_OP(t2w_clamp_(x, lo, hi));
   cpu::clamp(x.data<float>(), x.numel(), lo, hi);
 }
 
@@ -82,7 +61,7 @@ void copy_(Tensor& dst, const Tensor& src) {
   need_f32(src, "copy", "src");
   need(dst.numel() == src.numel(), "copy",
        fmt::format("dst {} and src {} differ in size", dst.desc(), src.desc()));
-  if (on_cuda("copy", {&dst, &src})) CUDA_T2W(copy_(dst, src));
+  if (on_cuda("copy", {&dst, &src})) CUDA_OP(copy_(dst, src));
   if (dst.numel()) std::memmove(dst.raw(), src.raw(), dst.nbytes());
 }
 
@@ -93,7 +72,7 @@ Tensor concat_time(const Tensor& a, const Tensor& b) {
   need(a.ndim() == 2 && b.ndim() == 2 && a.dim(0) == b.dim(0), op,
        fmt::format("a {} and b {} must be [C, T] with the same C", a.desc(), b.desc()));
   const int64_t C = a.dim(0), Ta = a.dim(1), Tb = b.dim(1);
-  if (on_cuda(op, {&a, &b})) CUDA_T2W(concat_axis({a, b}, 1, {C, Ta + Tb}));
+  if (on_cuda(op, {&a, &b})) CUDA_OP(concat_axis({a, b}, 1, {C, Ta + Tb}));
   Tensor y = Tensor::empty({C, Ta + Tb}, DType::F32);
   for (int64_t c = 0; c < C; ++c) {
     float* row = y.data<float>() + c * (Ta + Tb);
@@ -108,7 +87,7 @@ Tensor slice_time(const Tensor& x, int64_t begin, int64_t end) {
   need_f32(x, op, "x");
   need(x.ndim() == 2 && 0 <= begin && begin <= end && end <= x.dim(1), op,
        fmt::format("bad column range [{}, {}) of x {} (expected [C, T])", begin, end, x.desc()));
-  if (on_cuda(op, {&x})) CUDA_T2W(slice_axis(x, 1, begin, end));
+  if (on_cuda(op, {&x})) CUDA_OP(slice_axis(x, 1, begin, end));
   const int64_t C = x.dim(0), T = x.dim(1), n = end - begin;
   Tensor y = Tensor::empty({C, n}, DType::F32);
   for (int64_t c = 0; c < C && n > 0; ++c)
@@ -122,7 +101,7 @@ Tensor hamming_crossfade(const Tensor& head, const Tensor& tail) {
   need_f32(tail, op, "tail");
   need(head.ndim() == 1 && head.shape() == tail.shape(), op,
        fmt::format("head {} and tail {} must both be [n]", head.desc(), tail.desc()));
-  if (on_cuda(op, {&head, &tail})) CUDA_T2W(hamming_crossfade(head, tail));
+  if (on_cuda(op, {&head, &tail})) CUDA_OP(hamming_crossfade(head, tail));
   Tensor y = Tensor::empty(head.shape(), DType::F32);
   cpu::hamming_crossfade(head.data<float>(), tail.data<float>(), head.dim(0), y.data<float>());
   return y;

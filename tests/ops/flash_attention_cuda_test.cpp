@@ -11,12 +11,14 @@
 
 #include "backend/cuda/allocator.h"
 #include "core/tensor.h"
+#include "gpu_util.h"
 #include "ops/ops.h"
 
 namespace stepaudio {
 namespace {
 
-const Device kGpu = Device::cuda(0);
+using gpu_test::kGpu;
+using gpu_test::rel_l2;
 
 Tensor rand_f32(Shape shape, float scale, std::mt19937_64& rng) {
   Tensor t = Tensor::empty(std::move(shape), DType::F32);
@@ -26,31 +28,8 @@ Tensor rand_f32(Shape shape, float scale, std::mt19937_64& rng) {
   return t;
 }
 
-// ||a - b|| / ||b||; every GPU element must be finite (poisoned outputs are NaN).
-double rel_l2(const Tensor& gpu_out, const Tensor& ref) {
-  EXPECT_EQ(gpu_out.shape(), ref.shape());
-  const std::vector<float> x = gpu_out.to_f32_vector(), y = ref.to_f32_vector();
-  if (x.size() != y.size()) return INFINITY;
-  double num = 0, den = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (!std::isfinite(x[i])) {
-      ADD_FAILURE() << "non-finite GPU output at element " << i << " of " << gpu_out.desc();
-      return INFINITY;
-    }
-    const double d = static_cast<double>(x[i]) - y[i];
-    num += d * d;
-    den += static_cast<double>(y[i]) * y[i];
-  }
-  return std::sqrt(num / (den > 0 ? den : 1));
-}
-
-class FlashAttention : public ::testing::Test {
+class FlashAttention : public gpu_test::PoisonedGpu {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(cuda_available()) << "test_gpu needs a CUDA device";
-    cuda::set_poison_allocations(true);
-  }
-  void TearDown() override { cuda::set_poison_allocations(false); }
   std::mt19937_64 rng{20261129};
 };
 

@@ -6,13 +6,15 @@
 #include <random>
 
 #include "backend/cuda/allocator.h"
+#include "gpu_util.h"
 #include "ops/fused_ops.h"
 #include "ops/ops.h"
 
 namespace stepaudio {
 namespace {
 
-const Device kGpu = Device::cuda(0);
+using gpu_test::kGpu;
+using gpu_test::rel_l2;
 
 Tensor rnd(Shape s, float scale, float mean = 0.0f) {
   static std::mt19937 g(99);
@@ -22,31 +24,8 @@ Tensor rnd(Shape s, float scale, float mean = 0.0f) {
   return Tensor::from_vector(v, std::move(s));
 }
 
-double rel_l2(const Tensor& gpu_out, const Tensor& ref) {
-  EXPECT_TRUE(gpu_out.device().is_cuda());
-  EXPECT_EQ(gpu_out.shape(), ref.shape());
-  EXPECT_EQ(gpu_out.dtype(), ref.dtype());
-  const std::vector<float> x = gpu_out.to_f32_vector(), y = ref.to_f32_vector();
-  if (x.size() != y.size()) return INFINITY;
-  double num = 0, den = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (!std::isfinite(x[i])) {
-      ADD_FAILURE() << "non-finite GPU output at element " << i << " of " << gpu_out.desc();
-      return INFINITY;
-    }
-    num += (static_cast<double>(x[i]) - y[i]) * (static_cast<double>(x[i]) - y[i]);
-    den += static_cast<double>(y[i]) * y[i];
-  }
-  return std::sqrt(num / (den > 0 ? den : 1));
-}
-
-class FusedOpsCuda : public ::testing::Test {
+class FusedOpsCuda : public gpu_test::PoisonedGpu {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(cuda_available()) << "test_gpu needs a CUDA device";
-    cuda::set_poison_allocations(true);
-  }
-  void TearDown() override { cuda::set_poison_allocations(false); }
 };
 
 // F32 outputs match to fp32 rounding; BF16 outputs to one bf16 rounding (2^-9 relative).

@@ -4,29 +4,15 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/decode_cuda.h"
 #include "backend/cuda/decode_kernels.h"
+#include "backend/cuda/ops_cuda.h"
 
 namespace stepaudio::cuda {
-
-namespace {
-Elem elem_of(const Tensor& t, const char* op) {
-  switch (t.dtype()) {
-    case DType::F32:
-      return Elem::F32;
-    case DType::BF16:
-      return Elem::BF16;
-    case DType::F16:
-      return Elem::F16;
-    default:
-      fail("{}: unsupported element type {} on CUDA", op, t.desc());
-  }
-}
-}  // namespace
 
 Tensor embedding_rows(const Tensor& table, const Tensor& ids) {
   Tensor y = Tensor::empty({ids.numel(), table.dim(1)}, DType::F32, table.device());
   if (ids.numel() > 0)
-    launch_embedding_rows(table.raw(), elem_of(table, "embedding_rows"), table.dim(0),
-                          table.dim(1), ids.data<int32_t>(), ids.numel(), y.data<float>());
+    launch_embedding_rows(table.raw(), elem_of(table, "embedding_rows"), table.dim(0), table.dim(1),
+                          ids.data<int32_t>(), ids.numel(), y.data<float>());
   return y;
 }
 
@@ -46,8 +32,7 @@ Tensor qkv_rope_append(const Tensor& qkv, int64_t heads, int64_t kv_heads, const
   if (B > 0)
     launch_qkv_rope_append(qkv.data<float>(), B, heads, kv_heads, D, positions.data<int32_t>(),
                            slots.data<int32_t>(), k_cache.raw(), v_cache.raw(),
-                           k_cache.dtype() == DType::BF16, k_cache.dim(1), theta,
-                           q.data<float>());
+                           k_cache.dtype() == DType::BF16, k_cache.dim(1), theta, q.data<float>());
   return q;
 }
 
@@ -68,12 +53,22 @@ Tensor decode_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_
   Tensor part_o = Tensor::empty({B, H, splits, D}, DType::F32, q.device());
   Tensor part_ml = Tensor::empty({B, H, splits, 2}, DType::F32, q.device());
   if (B == 0) return out;
-  DecodeAttentionArgs a{q.data<float>(),     k_cache.raw(),          v_cache.raw(),
-                        k_cache.dtype() == DType::BF16,              slots.data<int32_t>(),
-                        positions.data<int32_t>(),                   B,
-                        H,                   Hkv,                    D,
-                        max_len,             splits,                 scale,
-                        part_o.data<float>(), part_ml.data<float>(), out.data<float>()};
+  DecodeAttentionArgs a{q.data<float>(),
+                        k_cache.raw(),
+                        v_cache.raw(),
+                        k_cache.dtype() == DType::BF16,
+                        slots.data<int32_t>(),
+                        positions.data<int32_t>(),
+                        B,
+                        H,
+                        Hkv,
+                        D,
+                        max_len,
+                        splits,
+                        scale,
+                        part_o.data<float>(),
+                        part_ml.data<float>(),
+                        out.data<float>()};
   launch_decode_attention(a);
   return out;
 }

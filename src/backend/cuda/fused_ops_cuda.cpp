@@ -5,23 +5,11 @@
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels_cuda.h"
+#include "backend/cuda/ops_cuda.h"
 
 namespace stepaudio::cuda {
 
 namespace {
-
-Elem elem_of(const Tensor& t, const char* op) {
-  switch (t.dtype()) {
-    case DType::F32:
-      return Elem::F32;
-    case DType::BF16:
-      return Elem::BF16;
-    case DType::F16:
-      return Elem::F16;
-    default:
-      fail("{}: unsupported element type {} on CUDA", op, t.desc());
-  }
-}
 
 void need_cuda(const Tensor& t, const char* op, const char* arg) {
   if (t.defined() && !t.device().is_cuda())

@@ -26,8 +26,7 @@ int sm_count() {
   return n;
 }
 
-namespace {
-
+// The kernels' element type of a float tensor.
 Elem elem_of(const Tensor& t, const char* op) {
   switch (t.dtype()) {
     case DType::F32:
@@ -40,6 +39,8 @@ Elem elem_of(const Tensor& t, const char* op) {
       fail("{}: unsupported element type {} on CUDA", op, t.desc());
   }
 }
+
+namespace {
 
 cudaDataType_t blas_type(DType t) {
   switch (t) {

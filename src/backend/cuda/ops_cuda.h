@@ -11,9 +11,13 @@
 #include <cstdint>
 #include <span>
 
+#include "backend/cuda/kernels_cuda.h"
 #include "core/tensor.h"
 
 namespace stepaudio::cuda {
+
+// F32 / BF16 / F16 -> the kernels' Elem; anything else fails naming the op.
+Elem elem_of(const Tensor& t, const char* op);
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 // Products with at most this many rows (0..8) use the GEMV kernel (benchmarks compare).
