@@ -238,9 +238,9 @@ int main(int argc, char** argv) {
         result(fmt::format("prefill_{}_tok_per_s", ctx), ctx / t_prefill, "tok/s");
         report(fmt::format("{}_b1", ctx), decode(cache, 1, ctx, true), 1, ctx);
         report(fmt::format("{}_b1_eager", ctx), decode(cache, 1, ctx, false), 1, ctx);
-        cuda::set_gemv_pdl(false);
-        report(fmt::format("{}_b1_nopdl", ctx), decode(cache, 1, ctx, true), 1, ctx);
         cuda::set_gemv_pdl(true);
+        report(fmt::format("{}_b1_pdl", ctx), decode(cache, 1, ctx, true), 1, ctx);
+        cuda::set_gemv_pdl(false);
       }
       for (int64_t B : batches) {
         if (B == 1) continue;

@@ -44,7 +44,7 @@ void launch_add_residual(float* x, const float* r, int64_t rows, int64_t n, cons
 constexpr int64_t kGemvMaxRows = 8;
 void launch_gemv(const float* x, int64_t M, const void* w, Elem wt, const void* b, Elem bt,
                  float* y, int64_t N, int64_t K);
-// Programmatic dependent launch of the GEMV (on by default on sm_90+; STEPAUDIO_PDL=0 off).
+// Programmatic dependent launch of the GEMV (sm_90+; off by default, STEPAUDIO_PDL=1 on).
 void set_gemv_pdl(bool on);
 void launch_add_bias(float* y, int64_t rows, int64_t N, const void* b, Elem bt);
 void launch_im2col(const float* x, int64_t B, int64_t C, int64_t T, int64_t K, int64_t stride,
