@@ -22,8 +22,14 @@
 
 namespace stepaudio {
 
+// The weights' type on the GPU, which sets the compute type of the large products: BF16 (the
+// official inference type, default), F16, or F32 (full fp32 compute, for comparisons with the
+// float32 goldens). The CPU always computes in fp32 from the stored weights.
+enum class Precision { BF16, F16, F32 };
+
 struct EngineOptions {
   Device device = Device::cpu();
+  Precision precision = Precision::BF16;
   // Longest prompt + answer, in tokens; 0 = the model's max_position_embeddings.
   int64_t max_context = 0;
   bool show_progress = false;  // a progress bar on stderr while the weights are opened

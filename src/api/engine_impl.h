@@ -27,12 +27,16 @@ struct Engine::Impl {
   Generator gen;
   double load_s = 0;
 
+  static DType weight_type(Precision p) {
+    return p == Precision::F32 ? DType::F32 : p == Precision::F16 ? DType::F16 : DType::BF16;
+  }
+
   Impl(Checkpoint c, text::Tokenizer t, const EngineOptions& o)
       : ckpt(std::move(c)),
         tok(std::move(t)),
         options(o),
-        lm(ckpt, o.device),
-        encoder(ckpt, o.device),
+        lm(ckpt, o.device, weight_type(o.precision)),
+        encoder(ckpt, o.device, weight_type(o.precision)),
         mel(o.device),
         gen(lm, &encoder, o.device) {}
 

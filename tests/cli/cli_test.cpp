@@ -169,7 +169,7 @@ TEST_F(Cli, TraceTextOnlyMatchesGoldens) {
 
 TEST_F(Cli, RunAsrStreamsTheGreedyAnswer) {
   Proc p = run_cli({"run", "-m", model.str(), "-f", tp::audio("en_hello_3s.wav").string(),
-                    "--max-tokens", "16"});
+                    "--max-tokens", "16", "--precision", "f32"});
   ASSERT_EQ(p.rc, 0) << p.err;
   std::ifstream in(tp::golden() / "tiny-a" / "manifest.json");
   const auto m = nlohmann::json::parse(in);
@@ -235,6 +235,7 @@ TEST_F(Cli, RunBadOptionsFail) {
   // usage errors (CLI11) exit 2; bad values caught by the library exit 1
   EXPECT_EQ(run_cli({"run", "-m", model.str(), "--prompt", "hi", "--task", "nope"}).rc, 2);
   EXPECT_EQ(run_cli({"run", "--prompt", "hi"}).rc, 2);  // -m is required
+  EXPECT_EQ(run_cli({"run", "-m", model.str(), "--prompt", "hi", "--precision", "fp8"}).rc, 2);
   Proc p = run_cli({"run", "-m", model.str(), "--prompt", "hi", "--top-p", "0"});
   EXPECT_EQ(p.rc, 1);
   EXPECT_NE(p.err.find("top_p"), std::string::npos) << p.err;

@@ -21,7 +21,7 @@ namespace {
 
 struct RunArgs {
   std::string model, task, system, prompt, audio_codes, device = "auto";
-  std::string speech_out, voice, token2wav, wav_format = "pcm16";
+  std::string speech_out, voice, token2wav, wav_format = "pcm16", precision = "bf16";
   std::vector<std::string> audio;
   std::optional<float> temp, top_p, repetition_penalty;
   std::optional<int> top_k, max_tokens;
@@ -243,6 +243,9 @@ int run(const RunArgs& a) {
 
   EngineOptions opt;
   opt.device = parse_device(a.device);
+  opt.precision = a.precision == "f32"   ? Precision::F32
+                  : a.precision == "f16" ? Precision::F16
+                                         : Precision::BF16;
   opt.show_progress = !a.quiet;
   // Speech out: the voice and token2wav load before the LLM, so a bad path fails fast.
   std::optional<SpeechOut> speech_out;
@@ -310,6 +313,10 @@ static stepaudio::cli::Register reg(
           ->capture_default_str()
           ->check(CLI::IsMember({"pcm16", "float"}));
       sub.add_option("--device", a->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+      sub.add_option("--precision", a->precision,
+                     "GPU weights and compute: bf16 (official), f16, or f32 (fp32 compute)")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"bf16", "f16", "f32"}));
       sub.add_flag("-q,--quiet", a->quiet, "No timings or progress on stderr");
       return [a]() -> int { return run(*a); };
     });
