@@ -231,6 +231,19 @@ TEST_F(Cli, RunBadAudioFails) {
   EXPECT_FALSE(fs::exists(codes));
 }
 
+TEST_F(Cli, BenchReportsPrefillAndBatchedDecode) {
+  Proc p = run_cli({"bench", "-m", model.str(), "--device", "cpu", "--ctx", "24", "--batch", "3",
+                    "--steps", "5"});
+  ASSERT_EQ(p.rc, 0) << p.err;
+  EXPECT_NE(p.out.find("prefill    3 x 24 tokens"), std::string::npos) << p.out;
+  EXPECT_NE(p.out.find("decode     batch 3 at 24 context"), std::string::npos) << p.out;
+  // More positions than the model has: a clear error, not a crash.
+  p = run_cli({"bench", "-m", model.str(), "--device", "cpu", "--ctx", "100000"});
+  EXPECT_EQ(p.rc, 1);
+  EXPECT_NE(p.err.find("exceed the model's"), std::string::npos) << p.err;
+  EXPECT_EQ(run_cli({"bench", "-m", model.str(), "--batch", "0"}).rc, 2);
+}
+
 TEST_F(Cli, RunBadOptionsFail) {
   // usage errors (CLI11) exit 2; bad values caught by the library exit 1
   EXPECT_EQ(run_cli({"run", "-m", model.str(), "--prompt", "hi", "--task", "nope"}).rc, 2);

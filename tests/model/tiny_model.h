@@ -46,6 +46,15 @@ inline fs::path tiny_model_dir() {
       if (fs::exists(tok / n) && !fs::exists(d / n)) fs::create_symlink(tok / n, d / n);
     return d;
   }();
+  // The folder holds only links; it goes when the test binary exits.
+  struct RemoveAtExit {
+    fs::path p;
+    ~RemoveAtExit() {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  };
+  static const RemoveAtExit cleanup{dir};
   return dir;
 }
 
