@@ -148,13 +148,26 @@ Tensor decode_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_
   for (int64_t b = 0; b < B; ++b) {
     const int64_t len = positions.data<int32_t>()[b] + 1;
     const int64_t at = slots.data<int32_t>()[b] * k_cache.dim(1);
-    std::vector<float> k(static_cast<size_t>(len * row)), v(k.size());
-    cpu::to_f32(static_cast<const char*>(k_cache.raw()) + at * row * dtype_size(k_cache.dtype()),
-                k_cache.dtype(), k.data(), len * row);
-    cpu::to_f32(static_cast<const char*>(v_cache.raw()) + at * row * dtype_size(v_cache.dtype()),
-                v_cache.dtype(), v.data(), len * row);
+    // An F32 cache is read in place; a BF16 one (possible when a caller hands one in) is upcast.
+    std::vector<float> kbuf, vbuf;
+    const float* k = nullptr;
+    const float* v = nullptr;
+    if (k_cache.dtype() == DType::F32) {
+      k = k_cache.data<float>() + at * row;
+      v = v_cache.data<float>() + at * row;
+    } else {
+      kbuf.resize(static_cast<size_t>(len * row));
+      vbuf.resize(kbuf.size());
+      const size_t off = static_cast<size_t>(at * row) * dtype_size(k_cache.dtype());
+      cpu::to_f32(static_cast<const char*>(k_cache.raw()) + off, k_cache.dtype(), kbuf.data(),
+                  len * row);
+      cpu::to_f32(static_cast<const char*>(v_cache.raw()) + off, v_cache.dtype(), vbuf.data(),
+                  len * row);
+      k = kbuf.data();
+      v = vbuf.data();
+    }
     cpu::AttentionShape s{1, 1, len, H, Hkv, D};
-    cpu::attention(q.data<float>() + b * H * D, k.data(), v.data(), s, scale, false, 0, nullptr,
+    cpu::attention(q.data<float>() + b * H * D, k, v, s, scale, false, 0, nullptr,
                    out.data<float>() + b * H * D);
   }
   return out;
