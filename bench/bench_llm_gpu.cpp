@@ -33,26 +33,16 @@
 #include "io/checkpoint.h"
 #include "model/llm.h"
 #include "ops/ops.h"
+#include "report.h"
 
 using namespace stepaudio;
+using bench::median;
+using bench::result;
 
 namespace {
 
-std::map<std::string, double> g_results;
-
-void result(const std::string& name, double v, const char* unit) {
-  std::printf("RESULT %s %.6g %s\n", name.c_str(), v, unit);
-  std::fflush(stdout);
-  g_results[name] = v;
-}
-
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 struct Events {
@@ -265,7 +255,7 @@ int main(int argc, char** argv) {
     std::ofstream out(json);
     out << "{";
     bool first = true;
-    for (const auto& [k, v] : g_results) {
+    for (const auto& [k, v] : bench::results()) {
       out << (first ? "" : ", ") << "\"" << k << "\": " << v;
       first = false;
     }

@@ -21,6 +21,7 @@
 #include "io/checkpoint.h"
 #include "model/encoder.h"
 #include "ops/ops.h"
+#include "report.h"
 #include "stepaudio/engine.h"
 
 #if STEPAUDIO_CUDA
@@ -28,16 +29,10 @@
 #endif
 
 using namespace stepaudio;
+using bench::median;
+using bench::result;
 
 namespace {
-[[maybe_unused]] double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-[[maybe_unused]] void result(const char* name, double v, const char* unit) {
-  std::printf("RESULT %s %.6g %s\n", name, v, unit);
-  std::fflush(stdout);
-}
 #if STEPAUDIO_CUDA
 // Median GPU time of one ops::attention call (events around the call; outputs are freed to the
 // caching allocator between calls, so no allocation is timed after the first).

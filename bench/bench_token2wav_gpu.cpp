@@ -23,24 +23,17 @@
 #include "model/flow.h"
 #include "model/hift.h"
 #include "model/t2w_weights.h"
+#include "report.h"
 
 #if STEPAUDIO_CUDA
 #include <cuda_runtime.h>
 #endif
 
 using namespace stepaudio;
+using bench::median;
+using bench::result;
 
 namespace {
-
-[[maybe_unused]] double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-[[maybe_unused]] void result(const char* name, double v, const char* unit) {
-  std::printf("RESULT %s %.6g %s\n", name, v, unit);
-  std::fflush(stdout);
-}
 
 // Random tensors for a layout, scaled so activations stay in range: matrices and conv kernels
 // uniform in +-1/sqrt(fan_in), norm weights and Snake alphas around 1, biases small.

@@ -38,7 +38,7 @@ struct Engine::Impl {
         lm(ckpt, o.device, weight_type(o.precision)),
         encoder(ckpt, o.device, weight_type(o.precision)),
         mel(o.device),
-        gen(lm, &encoder, o.device) {}
+        gen(lm, &encoder) {}
 
   Prompt prompt(const Conversation& conv) {
     return build_prompt(conv, tok, mel, lm.config().vocab_size);

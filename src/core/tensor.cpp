@@ -12,6 +12,13 @@ namespace stepaudio {
 
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
+void split_shape(const Shape& s, int axis, int64_t& outer, int64_t& inner) {
+  outer = 1;
+  inner = 1;
+  for (int i = 0; i < axis; ++i) outer *= s[static_cast<size_t>(i)];
+  for (size_t i = static_cast<size_t>(axis) + 1; i < s.size(); ++i) inner *= s[i];
+}
+
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   for (int64_t d : s) n *= d;
@@ -130,8 +137,7 @@ Tensor Tensor::to(Device device) const {
 }
 
 void copy_into(Tensor& dst, const Tensor& src) {
-  if (!dst.defined() || !src.defined() || dst.shape() != src.shape() ||
-      dst.dtype() != src.dtype())
+  if (!dst.defined() || !src.defined() || dst.shape() != src.shape() || dst.dtype() != src.dtype())
     fail("copy_into: {} into {}: shapes and types must match",
          src.defined() ? src.desc() : "nothing", dst.defined() ? dst.desc() : "nothing");
   copy_bytes(dst.raw(), dst.device(), src.raw(), src.device(), src.nbytes());

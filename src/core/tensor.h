@@ -18,6 +18,8 @@ namespace stepaudio {
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);  // "[128, 301]"
 int64_t shape_numel(const Shape& s);
+// The products of the dims before `axis` (outer) and after it (inner).
+void split_shape(const Shape& s, int axis, int64_t& outer, int64_t& inner);
 
 struct Storage {
   void* data = nullptr;

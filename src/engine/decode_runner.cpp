@@ -89,13 +89,12 @@ void DecodeRunner::set_row(int64_t row, int64_t slot, int64_t position, int32_t 
 // Device tensors are refilled in place (their addresses are baked into the graph).
 void DecodeRunner::upload() {
   const int64_t V = lm_.config().vocab_size, B = batch_;
-  auto put = [&](Tensor& dst, const Tensor& src) { copy_into(dst, src); };
-  put(ids_, host_tensor(host_ids_.data(), {B}, DType::I32));
-  put(slots_, host_tensor(host_slots_.data(), {B}, DType::I32));
-  put(positions_, host_tensor(host_pos_.data(), {B}, DType::I32));
-  put(steps_, host_tensor(host_steps_.data(), {B}, DType::I64));
-  put(presence_, host_tensor(host_presence_.data(), {B, V}, DType::U8));
-  put(params_, ops::make_sample_params(host_params_, Device::cpu()));
+  copy_into(ids_, host_tensor(host_ids_.data(), {B}, DType::I32));
+  copy_into(slots_, host_tensor(host_slots_.data(), {B}, DType::I32));
+  copy_into(positions_, host_tensor(host_pos_.data(), {B}, DType::I32));
+  copy_into(steps_, host_tensor(host_steps_.data(), {B}, DType::I64));
+  copy_into(presence_, host_tensor(host_presence_.data(), {B, V}, DType::U8));
+  copy_into(params_, ops::make_sample_params(host_params_, Device::cpu()));
   dirty_ = false;
 }
 

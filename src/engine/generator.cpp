@@ -31,8 +31,7 @@ std::vector<float> last_row(const Tensor& logits) {
 }
 }  // namespace
 
-Generator::Generator(const Qwen2LM& lm, const AudioEncoder* encoder, Device device)
-    : lm_(lm), encoder_(encoder), device_(device) {}
+Generator::Generator(const Qwen2LM& lm, const AudioEncoder* encoder) : lm_(lm), encoder_(encoder) {}
 
 int64_t Generator::context_limit(int64_t requested) const {
   const int64_t model_max = lm_.config().max_position_embeddings;

@@ -44,8 +44,8 @@ struct Generation {
 
 class Generator {
  public:
-  // `encoder` may be null for text-only use. `device` is where the KV cache lives (the models').
-  Generator(const Qwen2LM& lm, const AudioEncoder* encoder, Device device);
+  // `encoder` may be null for text-only use. The KV cache lives on the LLM's device.
+  Generator(const Qwen2LM& lm, const AudioEncoder* encoder);
 
   // The adaptor rows for each audio chunk ([n_k, hidden]), batched as the official model does.
   std::vector<Tensor> encode_audio(const std::vector<Tensor>& mels, EncoderTrace* trace) const;
@@ -63,7 +63,6 @@ class Generator {
  private:
   const Qwen2LM& lm_;
   const AudioEncoder* encoder_;
-  Device device_;
 };
 
 // The split of the reference code (spec §1.1, text::split_output) applied as ids arrive: text =

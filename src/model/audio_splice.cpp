@@ -1,6 +1,5 @@
 #include "model/audio_splice.h"
 
-
 namespace stepaudio {
 
 Tensor splice_audio(const Tensor& embeds, std::span<const int32_t> ids,

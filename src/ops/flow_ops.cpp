@@ -18,14 +18,6 @@ int norm_axis(int axis, int ndim, const char* op) {
   return a;
 }
 
-// Splits a shape around `axis`: outer = product before it, inner = product after it.
-void split_shape(const Shape& s, int axis, int64_t& outer, int64_t& inner) {
-  outer = 1;
-  inner = 1;
-  for (int i = 0; i < axis; ++i) outer *= s[static_cast<size_t>(i)];
-  for (size_t i = static_cast<size_t>(axis) + 1; i < s.size(); ++i) inner *= s[i];
-}
-
 }  // namespace
 
 Tensor rel_pos_table(int64_t size, int64_t d_model) {

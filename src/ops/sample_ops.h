@@ -15,7 +15,6 @@
 
 namespace stepaudio::ops {
 
-
 // A U8 [params.size(), 32] tensor on `device`.
 Tensor make_sample_params(const std::vector<SampleParams>& params, Device device);
 

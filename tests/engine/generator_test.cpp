@@ -65,7 +65,7 @@ AudioEncoder* GeneratorTiny::enc_ = nullptr;
 }  // namespace
 
 TEST_F(GeneratorTiny, GreedyWithAudioMatchesGoldens) {
-  Generator gen(*lm_, enc_, Device::cpu());
+  Generator gen(*lm_, enc_);
   const auto samples = load_audio_16k(tp::audio("en_hello_3s.wav").string());
   const std::vector<Tensor> mels{log_mel(samples)};
   std::vector<int32_t> seen;
@@ -79,7 +79,7 @@ TEST_F(GeneratorTiny, GreedyWithAudioMatchesGoldens) {
 }
 
 TEST_F(GeneratorTiny, StopsOnStopToken) {
-  Generator gen(*lm_, nullptr, Device::cpu());
+  Generator gen(*lm_, nullptr);
   const auto expect = golden_ids("text_2plus2/greedy_ids");
   GenerationConfig c = greedy(16);
   c.stop_ids = {expect[3]};  // pretend the 4th greedy id ends the turn
@@ -89,7 +89,7 @@ TEST_F(GeneratorTiny, StopsOnStopToken) {
 }
 
 TEST_F(GeneratorTiny, ContextLimitCountsPromptAndAnswer) {
-  Generator gen(*lm_, nullptr, Device::cpu());
+  Generator gen(*lm_, nullptr);
   const auto prompt = golden_ids("text_2plus2/input_ids");
   GenerationConfig c = greedy(100);
   c.max_context = static_cast<int64_t>(prompt.size()) + 3;
@@ -101,7 +101,7 @@ TEST_F(GeneratorTiny, ContextLimitCountsPromptAndAnswer) {
 }
 
 TEST_F(GeneratorTiny, BadInputs) {
-  Generator text_only(*lm_, nullptr, Device::cpu());
+  Generator text_only(*lm_, nullptr);
   const auto samples = load_audio_16k(tp::audio("en_hello_3s.wav").string());
   // audio without an encoder, empty prompt, ids outside the vocabulary, no budget
   EXPECT_THROW(
@@ -111,7 +111,7 @@ TEST_F(GeneratorTiny, BadInputs) {
   EXPECT_THROW(text_only.run(std::vector<int32_t>{1, -1}, {}, greedy(2), {}), Error);
   EXPECT_THROW(text_only.run(std::vector<int32_t>{1, 2}, {}, greedy(0), {}), Error);
   // a chunk count that does not match the prompt's <audio_start> blocks
-  Generator gen(*lm_, enc_, Device::cpu());
+  Generator gen(*lm_, enc_);
   EXPECT_THROW(gen.run(golden_ids("text_2plus2/input_ids"), {log_mel(samples)}, greedy(2), {}),
                Error);
 }

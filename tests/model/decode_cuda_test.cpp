@@ -99,8 +99,8 @@ TEST(DecodeCuda, GeneratorGreedyIdsMatchCpu) {
   cfg.max_new_tokens = 24;
   cfg.stop_ids = {};
   const auto p = prompt(30, 8);
-  const Generation want = Generator(cpu, nullptr, Device::cpu()).run(p, {}, cfg, nullptr);
-  const Generation got = Generator(gpu, nullptr, Device::cuda(0)).run(p, {}, cfg, nullptr);
+  const Generation want = Generator(cpu, nullptr).run(p, {}, cfg, nullptr);
+  const Generation got = Generator(gpu, nullptr).run(p, {}, cfg, nullptr);
   EXPECT_EQ(got.tokens, want.tokens);
   EXPECT_EQ(got.tokens.size(), 24u);
 }

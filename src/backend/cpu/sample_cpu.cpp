@@ -14,7 +14,8 @@ int32_t sample_row(const float* logits, int64_t V, const ops::SampleParams& p, u
   std::vector<float> z(logits, logits + V);
   if (p.repetition_penalty != 1.0f)
     for (int64_t i = 0; i < V; ++i)
-      if (presence[i]) z[i] = z[i] < 0.0f ? z[i] * p.repetition_penalty : z[i] / p.repetition_penalty;
+      if (presence[i])
+        z[i] = z[i] < 0.0f ? z[i] * p.repetition_penalty : z[i] / p.repetition_penalty;
   int32_t id = 0;
   if (p.greedy || p.temperature <= 0.0f) {
     id = argmax(z);

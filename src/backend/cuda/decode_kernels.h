@@ -8,8 +8,8 @@
 namespace stepaudio::cuda {
 
 // Raw launchers (decode_cuda.cu).
-void launch_embedding_rows(const void* table, Elem t, int64_t rows, int64_t dim,
-                           const int32_t* ids, int64_t n, float* y);
+void launch_embedding_rows(const void* table, Elem t, int64_t rows, int64_t dim, const int32_t* ids,
+                           int64_t n, float* y);
 void launch_add_rms_norm(float* x, const float* r, int64_t rows, int64_t n, const float* w,
                          float eps, float* y);
 void launch_qkv_rope_append(const float* qkv, int64_t B, int64_t H, int64_t Hkv, int64_t D,
@@ -33,7 +33,7 @@ void launch_swiglu(const float* gu, int64_t B, int64_t I, float* y);
 void launch_advance(int32_t* p, int64_t n);
 
 // sample_cuda.cu: one block per row; z is an F32 [B, V] workspace.
-void launch_sample(const float* logits, int64_t B, int64_t V, const void* params,
-                   uint8_t* presence, int64_t* steps, int32_t* ids, float* z);
+void launch_sample(const float* logits, int64_t B, int64_t V, const void* params, uint8_t* presence,
+                   int64_t* steps, int32_t* ids, float* z);
 
 }  // namespace stepaudio::cuda

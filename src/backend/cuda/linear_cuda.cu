@@ -163,14 +163,18 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 // kernel's last blocks still run, prefetch weights, and wait in griddepcontrol.wait for its
 // results. Off by default: inside the captured decode graph it measured neutral to slightly
 // slower (H200, 2026-11-29: 190.7 vs 191.8 tok/s at batch 1); STEPAUDIO_PDL=1 turns it on.
+bool pdl_supported() {
+  int dev = 0, major = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  return major >= 9;
+}
+
 int g_pdl = -1;  // -1: not decided yet
 bool pdl_enabled() {
   if (g_pdl < 0) {
     const char* e = std::getenv("STEPAUDIO_PDL");
-    int dev = 0, major = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-    g_pdl = major >= 9 && e && e[0] == '1';
+    g_pdl = e && e[0] == '1' && pdl_supported();
   }
   return g_pdl == 1;
 }
@@ -232,12 +236,7 @@ void gemv(const float* x, int64_t M, const W* w, const B* b, float* y, int64_t N
 
 }  // namespace
 
-void set_gemv_pdl(bool on) {
-  int dev = 0, major = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  g_pdl = on && major >= 9 ? 1 : 0;
-}
+void set_gemv_pdl(bool on) { g_pdl = on && pdl_supported(); }
 
 void launch_gemv(const float* x, int64_t M, const void* w, Elem wt, const void* b, Elem bt,
                  float* y, int64_t N, int64_t K) {

@@ -140,7 +140,7 @@ struct MelCuda::Impl {
   cublasHandle_t blas = nullptr;
   cudaEvent_t staged = nullptr;  // the last H2D copy out of the pinned buffer finished
   cudaEvent_t entry = nullptr, done = nullptr;  // ordering against the ops' default stream
-  float* d_filters = nullptr;    // [128, 201]
+  float* d_filters = nullptr;                   // [128, 201]
   // Grown on demand, never shrunk.
   char* h_stage = nullptr;  // pinned: clip table, then samples
   size_t h_stage_bytes = 0;

@@ -263,15 +263,6 @@ Tensor l2_normalize(const Tensor& x, float eps) {
   return y;
 }
 
-namespace {
-void split_shape(const Shape& s, int axis, int64_t& outer, int64_t& inner) {
-  outer = 1;
-  inner = 1;
-  for (int i = 0; i < axis; ++i) outer *= s[static_cast<size_t>(i)];
-  for (size_t i = static_cast<size_t>(axis) + 1; i < s.size(); ++i) inner *= s[i];
-}
-}  // namespace
-
 Tensor concat_axis(const std::vector<Tensor>& xs, int axis, const Shape& out_shape) {
   Tensor y = Tensor::empty(out_shape, DType::F32, xs[0].device());
   if (y.numel() == 0) return y;
