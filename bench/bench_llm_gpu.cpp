@@ -1,6 +1,7 @@
 // LLM decode on the GPU against the memory-bandwidth roofline.
 //
 //   bench_llm_gpu --model DIR [--ctx 1024,8192] [--batch 1,8,64] [--steps 64] [--json FILE]
+//                 [--no-micro] [--no-b1] [--no-variants]
 //
 // Measures, in this order: the device-to-device copy bandwidth (cudaMemcpy of 4 GB, bytes read +
 // written, the ceiling), the bf16 GEMV of each decoder matrix shape alone (weights rotated so L2
@@ -134,7 +135,9 @@ int main(int argc, char** argv) {
   std::vector<int64_t> ctxs{1024};
   std::vector<int64_t> batches{1, 8, 64};
   int steps = 64;
-  bool micro = true, b1 = true;  // --no-micro: skip copy bandwidth and GEMV shapes; --no-b1
+  // --no-micro: skip copy bandwidth and GEMV shapes; --no-b1; --no-variants: batch 1 only as a
+  // graph (not also eagerly and with programmatic launch), for profiling.
+  bool micro = true, b1 = true, variants = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -153,6 +156,8 @@ int main(int argc, char** argv) {
       micro = false;
     else if (a == "--no-b1")
       b1 = false;
+    else if (a == "--no-variants")
+      variants = false;
     else if (a == "--json")
       json = next();
     else
@@ -227,10 +232,12 @@ int main(int argc, char** argv) {
         const double t_prefill = now_s() - t0;
         result(fmt::format("prefill_{}_tok_per_s", ctx), ctx / t_prefill, "tok/s");
         report(fmt::format("{}_b1", ctx), decode(cache, 1, ctx, true), 1, ctx);
-        report(fmt::format("{}_b1_eager", ctx), decode(cache, 1, ctx, false), 1, ctx);
-        cuda::set_gemv_pdl(true);
-        report(fmt::format("{}_b1_pdl", ctx), decode(cache, 1, ctx, true), 1, ctx);
-        cuda::set_gemv_pdl(false);
+        if (variants) {
+          report(fmt::format("{}_b1_eager", ctx), decode(cache, 1, ctx, false), 1, ctx);
+          cuda::set_gemv_pdl(true);
+          report(fmt::format("{}_b1_pdl", ctx), decode(cache, 1, ctx, true), 1, ctx);
+          cuda::set_gemv_pdl(false);
+        }
       }
       for (int64_t B : batches) {
         if (B == 1) continue;

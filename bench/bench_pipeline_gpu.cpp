@@ -6,7 +6,7 @@
 //   attention alone at the encoder's and the LLM prefill's shapes, fp32 kernel against the bf16
 //   tensor-core flash kernel (CUDA-event median), with the achieved TFLOP/s.
 // Prints "RESULT name value unit" lines for scripts/gpu-check.
-//   bench_pipeline_gpu --model DIR [--audio WAV] [--runs N]
+//   bench_pipeline_gpu --model DIR [--audio WAV] [--runs N] [--micro 0|1]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
   log::init_from_env();
   std::string model, audio = std::string(STEPAUDIO_SHARED_DIR) + "/audio/en_story_11s.wav";
   int runs = 20;
+  bool micro = true;  // --micro 0: skip the attention micro-benchmarks (for profiling)
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--model"))
       model = argv[i + 1];
@@ -107,9 +108,12 @@ int main(int argc, char** argv) {
       audio = argv[i + 1];
     else if (!std::strcmp(argv[i], "--runs"))
       runs = std::max(3, std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--micro"))
+      micro = std::atoi(argv[i + 1]) != 0;
   }
   if (model.empty()) {
-    std::fprintf(stderr, "usage: bench_pipeline_gpu --model DIR [--audio WAV] [--runs N]\n");
+    std::fprintf(stderr,
+                 "usage: bench_pipeline_gpu --model DIR [--audio WAV] [--runs N] [--micro 0|1]\n");
     return 2;
   }
 #if !STEPAUDIO_CUDA
@@ -121,7 +125,7 @@ int main(int argc, char** argv) {
     if (!cuda_available()) throw Error("no usable CUDA GPU");
     const Device gpu = Device::cuda(0);
     using Clock = std::chrono::steady_clock;
-    bench_attention(runs);
+    if (micro) bench_attention(runs);
     {
       const Checkpoint ckpt = Checkpoint::open(model);
       const AudioEncoder enc(ckpt, gpu, DType::BF16);

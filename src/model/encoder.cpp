@@ -28,6 +28,21 @@ int64_t audio_adaptor_len(int64_t mel_frames) {
 namespace {
 // A CPU copy of a (possibly device) tensor, for outputs and traces.
 Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t.clone() : t.to(Device::cpu()); }
+
+// Host tensors of one dtype stacked along dimension 0 (the fused q|k|v weight and bias).
+Tensor stack_rows(const std::vector<Tensor>& parts) {
+  Shape s = parts[0].shape();
+  s[0] = 0;
+  for (const Tensor& p : parts) s[0] += p.dim(0);
+  Tensor out = Tensor::empty(s, parts[0].dtype());
+  auto* dst = static_cast<uint8_t*>(out.raw());
+  for (const Tensor& p : parts) {
+    const Tensor same = p.dtype() == out.dtype() ? p : p.to_dtype(out.dtype());
+    std::memcpy(dst, same.raw(), same.nbytes());
+    dst += same.nbytes();
+  }
+  return out;
+}
 }  // namespace
 
 AudioEncoder::AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, Device device,
@@ -74,9 +89,14 @@ AudioEncoder::AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, D
     matrix(conv2_w_);
     for (Tensor* t : {&conv1_b_, &conv2_b_, &pos_, &after_w_, &after_b_}) vec(*t);
     for (Block& b : blocks_) {
-      for (Tensor* t : {&b.q_w, &b.k_w, &b.v_w, &b.o_w, &b.fc1_w, &b.fc2_w}) matrix(*t);
-      for (Tensor* t : {&b.attn_ln_w, &b.attn_ln_b, &b.q_b, &b.v_b, &b.o_b, &b.mlp_ln_w,
-                        &b.mlp_ln_b, &b.fc1_b, &b.fc2_b})
+      // One product for q, k and v (fewer, fuller GEMM launches); the key has no bias.
+      b.qkv_w = stack_rows({b.q_w, b.k_w, b.v_w});
+      b.qkv_b = stack_rows(
+          {b.q_b.to_dtype(DType::F32), Tensor::zeros({C}, DType::F32), b.v_b.to_dtype(DType::F32)});
+      b.q_w = b.k_w = b.v_w = b.q_b = b.v_b = Tensor();
+      for (Tensor* t : {&b.qkv_w, &b.o_w, &b.fc1_w, &b.fc2_w}) matrix(*t);
+      for (Tensor* t : {&b.attn_ln_w, &b.attn_ln_b, &b.qkv_b, &b.o_b, &b.mlp_ln_w, &b.mlp_ln_b,
+                        &b.fc1_b, &b.fc2_b})
         vec(*t);
     }
     adaptor_.upload(device, cuda_weights);
@@ -88,24 +108,28 @@ AudioEncoder::AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, D
 // bf16 weights on the GPU the norms and the GELU write bf16, which the next linear reads as is.
 Tensor AudioEncoder::block(const Block& b, const Tensor& x_in, const Tensor& key_bias) const {
   const int64_t B = x_in.dim(0), T = x_in.dim(1), C = x_in.dim(2), H = cfg_.n_audio_head, D = C / H;
-  const DType act = device_.is_cuda() && b.q_w.dtype() == DType::BF16 ? DType::BF16 : DType::F32;
+  const DType act = device_.is_cuda() && b.o_w.dtype() == DType::BF16 ? DType::BF16 : DType::F32;
   Tensor x = x_in;  // updated in place: the caller's x is not used after this block
   Tensor h = ops::layer_norm_to(x, b.attn_ln_w, b.attn_ln_b, kLayerNormEps, act);
-  // q, k, v for the attention; with bf16 compute the bias add and the rounding to bf16 (which
-  // the tensor-core attention reads) are one pass.
-  auto proj = [&](const Tensor& w, const Tensor& bias) {
-    Tensor y =
-        act == DType::BF16 ? ops::bias_cast(ops::linear(h, w), bias, act) : ops::linear(h, w, bias);
-    return y.reshape({B, T, H, D});
-  };
-  Tensor q = proj(b.q_w, b.q_b);
-  Tensor k = proj(b.k_w, Tensor());  // the key projection has no bias
-  Tensor v = proj(b.v_w, b.v_b);
+  // q, k, v for the attention. On CUDA one product, then the bias add, the rounding to bf16
+  // (which the tensor-core attention reads) and the split into q, k, v in one pass.
+  Tensor q, k, v;
+  if (b.qkv_w.defined()) {
+    const Tensor qkv = ops::bias_cast_split(ops::linear(h, b.qkv_w), b.qkv_b, 3, act);
+    q = qkv.slice_rows(0, 1).reshape({B, T, H, D});
+    k = qkv.slice_rows(1, 2).reshape({B, T, H, D});
+    v = qkv.slice_rows(2, 3).reshape({B, T, H, D});
+  } else {
+    q = ops::linear(h, b.q_w, b.q_b).reshape({B, T, H, D});
+    k = ops::linear(h, b.k_w).reshape({B, T, H, D});  // the key projection has no bias
+    v = ops::linear(h, b.v_w, b.v_b).reshape({B, T, H, D});
+  }
   // The official code scales q and k by D^-0.25 each; the product is the usual 1/sqrt(D).
   ops::AttentionOptions opt;
   opt.scale = 1.0f / std::sqrt(static_cast<float>(D));
   opt.key_bias = key_bias;
   opt.compute = act;  // bf16 weights: the attention runs on the tensor cores too
+  opt.out = act;      // and hands bf16 to the output projection
   Tensor a = ops::attention(q, k, v, opt).reshape({B, T, C});
   h = ops::add_layer_norm_(x, ops::linear(a, b.o_w), b.o_b, b.mlp_ln_w, b.mlp_ln_b, kLayerNormEps,
                            act);

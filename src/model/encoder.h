@@ -53,6 +53,7 @@ class AudioEncoder {
  private:
   struct Block {
     Tensor attn_ln_w, attn_ln_b, q_w, q_b, k_w, v_w, v_b, o_w, o_b;
+    Tensor qkv_w, qkv_b;  // on CUDA: q | k | v in one product ([3C, C]; the key part of qkv_b is 0)
     Tensor mlp_ln_w, mlp_ln_b, fc1_w, fc1_b, fc2_w, fc2_b;
   };
   Tensor block(const Block& b, const Tensor& x, const Tensor& key_bias) const;

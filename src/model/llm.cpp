@@ -149,26 +149,33 @@ Tensor Qwen2LM::decode_step(const Tensor& ids, const Tensor& positions, const Te
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   Tensor x = ops::embedding_rows(embed_tokens_, ids);
-  Tensor h = ops::rms_norm(x, layers_.front().in_norm, eps);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     const auto li = static_cast<int64_t>(i);
-    // q|k|v in one product where the weights are fused (GPU); three on the CPU.
-    Tensor qkv = l.qkv_w.defined()
-                     ? ops::linear(h, l.qkv_w, l.qkv_b)
-                     : ops::concat_cols({ops::linear(h, l.q_w, l.q_b), ops::linear(h, l.k_w, l.k_b),
-                                         ops::linear(h, l.v_w, l.v_b)});
+    // Where q|k|v and gate|up are fused (GPU), each norm runs inside its product; the CPU layers
+    // keep separate matrices: one norm, then the products side by side.
+    Tensor qkv;
+    if (l.qkv_w.defined()) {
+      qkv = ops::rms_norm_linear(x, l.in_norm, eps, l.qkv_w, l.qkv_b);
+    } else {
+      const Tensor h = ops::rms_norm(x, l.in_norm, eps);
+      qkv = ops::concat_cols({ops::linear(h, l.q_w, l.q_b), ops::linear(h, l.k_w, l.k_b),
+                              ops::linear(h, l.v_w, l.v_b)});
+    }
     Tensor q = ops::qkv_rope_append(qkv, H, Hkv, positions, slots, cache.k(li), cache.v(li),
                                     cfg_.rope_theta);
     Tensor a = ops::decode_attention(q, cache.k(li), cache.v(li), slots, positions, scale);
-    h = ops::add_rms_norm(x, ops::linear(a, l.o_w), l.post_norm, eps);
-    Tensor gu = l.gate_up_w.defined()
-                    ? ops::linear(h, l.gate_up_w)
-                    : ops::concat_cols({ops::linear(h, l.gate_w), ops::linear(h, l.up_w)});
-    const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].in_norm : final_norm_;
-    h = ops::add_rms_norm(x, ops::linear(ops::swiglu(gu), l.down_w), next_norm, eps);
+    ops::linear_add_(x, a, l.o_w);
+    Tensor gu;
+    if (l.gate_up_w.defined()) {
+      gu = ops::rms_norm_linear(x, l.post_norm, eps, l.gate_up_w);
+    } else {
+      const Tensor h = ops::rms_norm(x, l.post_norm, eps);
+      gu = ops::concat_cols({ops::linear(h, l.gate_w), ops::linear(h, l.up_w)});
+    }
+    ops::swiglu_linear_add_(x, gu, l.down_w);
   }
-  return ops::linear(h, lm_head_);
+  return ops::rms_norm_linear(x, final_norm_, eps, lm_head_);
 }
 
 }  // namespace stepaudio

@@ -8,6 +8,7 @@
 #include "backend/cpu/norm_cpu.h"
 #include "backend/cpu/pointwise_cpu.h"
 #include "ops/dispatch.h"
+#include "ops/ops.h"
 #if STEPAUDIO_CUDA
 #include "backend/cuda/decode_cuda.h"
 #endif
@@ -184,6 +185,79 @@ Tensor swiglu(const Tensor& gu) {
     cpu::silu_mul(gu.data<float>() + b * 2 * I, gu.data<float>() + b * 2 * I + I,
                   y.data<float>() + b * I, I);
   return y;
+}
+
+namespace {
+
+// w: a float [N, K] matrix for an input whose rows have K features.
+void need_weight(const Tensor& w, int64_t K, const char* op) {
+  need_float(w, op, "weight");
+  need(w.ndim() == 2 && w.dim(1) == K, op,
+       fmt::format("weight must be [out, {}], got {}", K, w.desc()));
+}
+
+// An F32 input [..., n >= 1].
+void need_rows(const Tensor& t, const char* op, const char* arg) {
+  need_type(t, DType::F32, op, arg);
+  need(t.ndim() >= 1 && t.dim(-1) >= 1, op,
+       fmt::format("{} must be [..., n >= 1], got {}", arg, t.desc()));
+}
+
+// x ([..., N]) has a's leading dims and w's output width.
+void need_out(const Tensor& x, const Tensor& a, const Tensor& w, const char* op, const char* arg) {
+  need_type(x, DType::F32, op, "x");
+  Shape want = a.shape();
+  want.back() = w.dim(0);
+  need(x.shape() == want, op,
+       fmt::format("x {} must be {} for {} {} and weight {}", x.desc(), shape_str(want), arg,
+                   a.desc(), w.desc()));
+  const auto* xb = static_cast<const char*>(x.raw());
+  const auto* ab = static_cast<const char*>(a.raw());
+  need(x.numel() == 0 || a.numel() == 0 || xb + x.nbytes() <= ab || ab + a.nbytes() <= xb, op,
+       fmt::format("{} {} overlaps the output x {}", arg, a.desc(), x.desc()));
+}
+
+}  // namespace
+
+Tensor rms_norm_linear(const Tensor& x, const Tensor& norm_w, float eps, const Tensor& w,
+                       const Tensor& bias) {
+  const char* op = "rms_norm_linear";
+  need_rows(x, op, "x");
+  const int64_t K = x.dim(-1);
+  need_type(norm_w, DType::F32, op, "norm weight");
+  need(norm_w.numel() == K, op,
+       fmt::format("norm weight {} must have {} elements for x {}", norm_w.desc(), K, x.desc()));
+  need_weight(w, K, op);
+  if (bias.defined()) {
+    need_float(bias, op, "bias");
+    need(bias.ndim() == 1 && bias.dim(0) == w.dim(0), op,
+         fmt::format("bias {} does not match weight {}", bias.desc(), w.desc()));
+  }
+  if (on_cuda(op, {&x, &norm_w, &w, &bias})) CUDA_OP(rms_norm_linear(x, norm_w, eps, w, bias));
+  return linear(rms_norm(x, norm_w, eps), w, bias);
+}
+
+void linear_add_(Tensor& x, const Tensor& a, const Tensor& w) {
+  const char* op = "linear_add";
+  need_rows(a, op, "a");
+  need_weight(w, a.dim(-1), op);
+  need_out(x, a, w, op, "a");
+  if (on_cuda(op, {&x, &a, &w})) CUDA_OP(linear_add_(x, a, w));
+  add_(x, linear(a, w));
+}
+
+void swiglu_linear_add_(Tensor& x, const Tensor& gu, const Tensor& w) {
+  const char* op = "swiglu_linear_add";
+  need_rows(gu, op, "gu");
+  need(gu.dim(-1) % 2 == 0, op, fmt::format("gu must be gate | up [..., 2 I], got {}", gu.desc()));
+  const int64_t I = gu.dim(-1) / 2;
+  need_weight(w, I, op);
+  need_out(x, gu, w, op, "gu");
+  if (on_cuda(op, {&x, &gu, &w})) CUDA_OP(swiglu_linear_add_(x, gu, w));
+  const Tensor g2 = gu.reshape({gu.numel() / (2 * I), 2 * I});
+  Shape hs = gu.shape();
+  hs.back() = I;
+  add_(x, linear(swiglu(g2).reshape(hs), w));
 }
 
 Tensor concat_cols(const std::vector<Tensor>& parts) {

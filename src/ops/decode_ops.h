@@ -38,6 +38,18 @@ Tensor decode_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_
 // gu: F32 [B, 2 I] = gate | up (the fused gate/up projection) -> silu(gate) * up, F32 [B, I].
 Tensor swiglu(const Tensor& gu);
 
+// The decode step's projections with the op before and the residual add after folded in (one
+// GEMV each at batch 1 on the GPU). Weights: F32/BF16/F16 [N, K]; everything else F32.
+// linear(rms_norm(x, norm_w, eps), w, bias): x [..., K], norm_w [K], bias [N] or undefined ->
+// F32 [..., N].
+Tensor rms_norm_linear(const Tensor& x, const Tensor& norm_w, float eps, const Tensor& w,
+                       const Tensor& bias = {});
+// x += linear(a, w): a [..., K], x [..., N] with the same leading dims; a must not overlap x.
+void linear_add_(Tensor& x, const Tensor& a, const Tensor& w);
+// x += linear(silu(gate) * up, w) with gu = gate | up [..., 2 I], w [N, I], x [..., N]; gu must
+// not overlap x.
+void swiglu_linear_add_(Tensor& x, const Tensor& gu, const Tensor& w);
+
 // Row-wise concatenation of F32 [B, n_i] tensors -> F32 [B, sum n_i] (the CPU decode step's
 // stand-in for the fused projections).
 Tensor concat_cols(const std::vector<Tensor>& parts);

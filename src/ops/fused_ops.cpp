@@ -1,5 +1,7 @@
 #include "ops/fused_ops.h"
 
+#include <cstring>
+
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 #if STEPAUDIO_CUDA
@@ -97,6 +99,29 @@ Tensor bias_cast(const Tensor& x, const Tensor& b, DType out) {
   need_out(out, op);
   if (on_cuda(op, {&x, &b})) CUDA_OP(bias_cast(x, b, out));
   return rounded(b.defined() ? add(x, b) : x, out);
+}
+
+Tensor bias_cast_split(const Tensor& x, const Tensor& b, int64_t parts, DType out) {
+  const char* op = "bias_cast_split";
+  need_dtype(x, op, "x", false);
+  if (b.defined()) need_vec(b, x, op, "bias");
+  need_out(out, op);
+  need(parts >= 1 && x.ndim() >= 1 && x.dim(-1) % parts == 0, op,
+       fmt::format("x {} cannot be cut into {} equal parts", x.desc(), parts));
+  if (on_cuda(op, {&x, &b})) CUDA_OP(bias_cast_split(x, b, parts, out));
+  const Tensor y = rounded(b.defined() ? add(x, b) : x, out);
+  const int64_t n = x.dim(-1), split = n / parts, rows = n ? y.numel() / n : 0;
+  Shape os = x.shape();
+  os.back() = split;
+  os.insert(os.begin(), parts);
+  Tensor r = Tensor::empty(os, out);
+  const size_t es = dtype_size(out);
+  const auto* src = static_cast<const uint8_t*>(y.raw());
+  auto* dst = static_cast<uint8_t*>(r.raw());
+  for (int64_t p = 0; p < parts; ++p)
+    for (int64_t i = 0; i < rows; ++i)
+      std::memcpy(dst + ((p * rows + i) * split) * es, src + (i * n + p * split) * es, split * es);
+  return r;
 }
 
 }  // namespace stepaudio::ops

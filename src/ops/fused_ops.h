@@ -27,4 +27,9 @@ Tensor bias_gelu(const Tensor& x, const Tensor& b, DType out);
 // layer and the rounding of its output for a bf16 consumer (attention) in one pass.
 Tensor bias_cast(const Tensor& x, const Tensor& b, DType out);
 
+// bias_cast, then the last dimension cut into `parts` equal pieces stacked in front:
+// x [..., parts * n] -> [parts, ..., n] (the fused q|k|v projection's output as q, k, v, each
+// contiguous: y.slice_rows(p, p + 1)).
+Tensor bias_cast_split(const Tensor& x, const Tensor& b, int64_t parts, DType out);
+
 }  // namespace stepaudio::ops

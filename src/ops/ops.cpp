@@ -198,15 +198,18 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   need(opt.q_offset >= 0, "attention", fmt::format("negative q_offset {}", opt.q_offset));
   need(opt.compute == DType::F32 || opt.compute == DType::BF16, "attention",
        fmt::format("compute type must be F32 or BF16, got {}", dtype_name(opt.compute)));
+  need(opt.out == DType::F32 || opt.out == DType::BF16, "attention",
+       fmt::format("output type must be F32 or BF16, got {}", dtype_name(opt.out)));
   if (on_cuda("attention", {&q, &k, &v, &opt.key_bias}))
-    CUDA_OP(attention(q, k, v, opt.scale, opt.causal, opt.q_offset, opt.key_bias, opt.compute));
+    CUDA_OP(attention(q, k, v, opt.scale, opt.causal, opt.q_offset, opt.key_bias, opt.compute,
+                      opt.out));
   Tensor out = Tensor::empty(q.shape(), DType::F32);
   cpu::AttentionShape s{q.dim(0), q.dim(1), k.dim(1), q.dim(2), k.dim(2), q.dim(3)};
   const Tensor qf = to_f32_if_bf16(q), kf = to_f32_if_bf16(k), vf = to_f32_if_bf16(v);
   cpu::attention(qf.data<float>(), kf.data<float>(), vf.data<float>(), s, opt.scale, opt.causal,
                  opt.q_offset, opt.key_bias.defined() ? opt.key_bias.data<float>() : nullptr,
                  out.data<float>());
-  return out;
+  return opt.out == DType::F32 ? out : out.to_dtype(opt.out);
 }
 
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids) {

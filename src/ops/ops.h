@@ -49,10 +49,12 @@ struct AttentionOptions {
   // probabilities to bf16 for the tensor cores (softmax, sums and output in fp32), as the bf16
   // model's linear layers round their inputs. The CPU reference always computes in fp32.
   DType compute = DType::F32;
+  // F32, or BF16: the output rounded once to bf16 (what a bf16 linear layer after it reads).
+  DType out = DType::F32;
 };
 // Softmax attention with grouped KV heads. q: F32 [B, Lq, H, D]; k, v: F32 [B, Lk, Hkv, D] with
 // H % Hkv == 0; each of q, k, v may also be BF16 (already rounded for compute BF16; upcast
-// exactly otherwise). -> F32 [B, Lq, H, D]
+// exactly otherwise). -> [B, Lq, H, D] of type opt.out
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt);
 
 // Rows of `table` ([rows, dim], F32/BF16/F16) -> F32 [ids.size(), dim]. Ids out of range fail.

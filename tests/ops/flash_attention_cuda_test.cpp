@@ -89,6 +89,24 @@ TEST_F(FlashAttention, EncoderShapesWithKeyMask) {
   }
 }
 
+// opt.out = BF16: the output rounded once (what the encoder's output projection reads), from
+// the flash kernel and from the fp32 kernel alike.
+TEST_F(FlashAttention, Bf16Output) {
+  Tensor q = rand_f32({1, 1251, 20, 64}, 2.0f, rng), k = rand_f32({1, 1251, 20, 64}, 2.0f, rng);
+  Tensor v = rand_f32({1, 1251, 20, 64}, 1.0f, rng);
+  ops::AttentionOptions opt;
+  opt.scale = 0.125f;
+  const Tensor ref = ops::attention(q, k, v, opt);
+  for (DType compute : {DType::BF16, DType::F32}) {
+    ops::AttentionOptions g = opt;
+    g.compute = compute;
+    g.out = DType::BF16;
+    const Tensor got = ops::attention(q.to(kGpu), k.to(kGpu), v.to(kGpu), g);
+    EXPECT_EQ(got.dtype(), DType::BF16);
+    EXPECT_LT(rel_l2(got, ref), kBf16Tol) << dtype_name(compute);
+  }
+}
+
 TEST_F(FlashAttention, CausalPrefillGqa) {
   for (const Case& c :
        {Case{1, 1024, 1024, 28, 4, 128, true, 0, false},

@@ -61,6 +61,19 @@ TEST_F(FusedOpsCuda, BiasCast) {
   }
 }
 
+// The encoder's fused q|k|v output ([1251, 3 x 1280] -> [3, 1251, 1280]) with its bias.
+TEST_F(FusedOpsCuda, BiasCastSplit) {
+  for (int64_t n : {int64_t{1280}, int64_t{1282}}) {
+    Tensor x = rnd({1251, 3 * n}, 2.0f), b = rnd({3 * n}, 0.5f);
+    for (DType out : {DType::F32, DType::BF16}) {
+      const Tensor got = ops::bias_cast_split(x.to(kGpu), b.to(kGpu), 3, out);
+      ASSERT_EQ(got.shape(), (Shape{3, 1251, n}));
+      EXPECT_LT(rel_l2(got, ops::bias_cast_split(x, b, 3, out)),
+                out == DType::F32 ? kF32Tol : kBf16Tol);
+    }
+  }
+}
+
 TEST_F(FusedOpsCuda, AddLayerNormAndResidual) {
   Tensor x = rnd({2, 1251, 1280}, 3.0f), r = rnd({2, 1251, 1280}, 1.0f);
   Tensor rb = rnd({1280}, 0.2f), w = rnd({1280}, 1.0f), b = rnd({1280}, 0.3f);

@@ -126,6 +126,30 @@ TEST(FusedOps, BiasCast) {
   EXPECT_LT(max_err(vals(x), ops::bias_cast(x, Tensor(), DType::BF16)), 4e-3);
 }
 
+// The fused q|k|v output cut into three contiguous parts, each bias_cast of its columns.
+TEST(FusedOps, BiasCastSplit) {
+  Tensor x = randn({2, 5, 36}, 1.0f), b = randn({36}, 0.5f);
+  const std::vector<double> xv = vals(x), bv = vals(b);
+  for (DType out : {DType::F32, DType::BF16}) {
+    const Tensor y = ops::bias_cast_split(x, b, 3, out);
+    ASSERT_EQ(y.shape(), (Shape{3, 2, 5, 12}));
+    EXPECT_EQ(y.dtype(), out);
+    const std::vector<double> yv = vals(y);
+    double err = 0;
+    for (int64_t p = 0; p < 3; ++p)
+      for (int64_t r = 0; r < 10; ++r)
+        for (int64_t j = 0; j < 12; ++j) {
+          // Relative to the value: bf16 keeps 8 significant bits (rounding error <= 2^-8).
+          const size_t src = static_cast<size_t>(r * 36 + p * 12 + j);
+          const double ref = xv[src] + bv[src % 36];
+          err = std::max(err, std::abs(yv[static_cast<size_t>((p * 10 + r) * 12 + j)] - ref) /
+                                  (std::abs(ref) + 1e-30));
+        }
+    EXPECT_LE(err, out == DType::F32 ? 1e-6 : 1.0 / 256);
+  }
+  EXPECT_THROW(ops::bias_cast_split(x, b, 5, DType::F32), Error);  // 36 is not 5 parts
+}
+
 // BF16 activations into linear mean the same product as their F32 upcast.
 TEST(FusedOps, LinearTakesBf16Activations) {
   Tensor x = randn({9, 64}, 1.0f).to_dtype(DType::BF16);

@@ -8,49 +8,19 @@
 #include <cmath>
 
 #include "backend/cuda/common_cuda.cuh"
+#include "backend/cuda/mma_bf16.cuh"
 
 namespace stepaudio::cuda {
 
 namespace {
+
+using namespace mma;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kBr = 16 * kWarps;  // queries per block
 constexpr int kBc = 64;           // keys per tile
 constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, zero-filled when `valid` is false (rows past the sequence).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-
-// c[16x8] += a[16x16] b[16x8]
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // Copies `rows` rows of D bf16 (row r at src + r * src_stride elements) into a padded tile;
 // rows at or past `valid_rows` become zeros.
@@ -204,18 +174,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<D>)
 #pragma unroll
     for (int kk = 0; kk < kBc / 16; ++kk) {
       uint32_t pf[4];
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const float* sv = s[2 * kk + half];
-        const __nv_bfloat162 p01 =
-            __floats2bfloat162_rn(exp2f(sv[0] - mu[0]), exp2f(sv[1] - mu[0]));
-        const __nv_bfloat162 p23 =
-            __floats2bfloat162_rn(exp2f(sv[2] - mu[1]), exp2f(sv[3] - mu[1]));
-        l[0] += __low2float(p01) + __high2float(p01);
-        l[1] += __low2float(p23) + __high2float(p23);
-        pf[2 * half] = *reinterpret_cast<const uint32_t*>(&p01);
-        pf[2 * half + 1] = *reinterpret_cast<const uint32_t*>(&p23);
-      }
+      exp2_a_fragment(s[2 * kk], s[2 * kk + 1], mu, l, pf);
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t bf[4];
@@ -238,11 +197,20 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<D>)
   for (int r = 0; r < 2; ++r) {
     const int64_t row = row0 + 8 * r;
     if (row >= a.Lq) continue;
-    float* orow = a.out + ((b * a.Lq + row) * a.H + h) * D;
+    const int64_t off = ((b * a.Lq + row) * a.H + h) * D;
+    if (a.out_bf16) {
+      __nv_bfloat16* orow = static_cast<__nv_bfloat16*>(a.out) + off;
 #pragma unroll
-    for (int i = 0; i < kDn; ++i)
-      *reinterpret_cast<float2*>(orow + i * 8 + 2 * t4) =
-          make_float2(o[i][2 * r] * inv[r], o[i][2 * r + 1] * inv[r]);
+      for (int i = 0; i < kDn; ++i)
+        *reinterpret_cast<__nv_bfloat162*>(orow + i * 8 + 2 * t4) =
+            __floats2bfloat162_rn(o[i][2 * r] * inv[r], o[i][2 * r + 1] * inv[r]);
+    } else {
+      float* orow = static_cast<float*>(a.out) + off;
+#pragma unroll
+      for (int i = 0; i < kDn; ++i)
+        *reinterpret_cast<float2*>(orow + i * 8 + 2 * t4) =
+            make_float2(o[i][2 * r] * inv[r], o[i][2 * r + 1] * inv[r]);
+    }
   }
 }
 

@@ -78,4 +78,20 @@ Tensor bias_cast(const Tensor& x, const Tensor& b, DType out) {
   return bias_act(x, b, false, out, "bias_cast");
 }
 
+Tensor bias_cast_split(const Tensor& x, const Tensor& b, int64_t parts, DType out) {
+  const char* op = "bias_cast_split";
+  need_cuda(x, op, "x");
+  need_cuda(b, op, "bias");
+  const int64_t n = x.dim(-1), rows = rows_of(x, op), split = n / parts;
+  Shape os = x.shape();
+  os.back() = split;
+  os.insert(os.begin(), parts);
+  Tensor y = Tensor::empty(os, out, x.device());
+  if (y.numel() == 0) return y;
+  CUDA_CHECK(cudaSetDevice(x.device().index));
+  launch_bias_act(x.data<float>(), rows, n, b.defined() ? b.raw() : nullptr,
+                  b.defined() ? elem_of(b, op) : Elem::F32, false, y.raw(), elem_of(y, op), split);
+  return y;
+}
+
 }  // namespace stepaudio::cuda

@@ -10,5 +10,6 @@ Tensor add_layer_norm_(Tensor& x, const Tensor& r, const Tensor& r_bias, const T
 void add_residual_(Tensor& x, const Tensor& r, const Tensor& r_bias);
 Tensor bias_gelu(const Tensor& x, const Tensor& b, DType out);
 Tensor bias_cast(const Tensor& x, const Tensor& b, DType out);
+Tensor bias_cast_split(const Tensor& x, const Tensor& b, int64_t parts, DType out);
 
 }  // namespace stepaudio::cuda

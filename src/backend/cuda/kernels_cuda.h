@@ -35,8 +35,9 @@ void launch_add_layer_norm(const float* x, float* x_out, const float* r, const v
                            int64_t rows, int64_t n, const void* w, const void* b, Elem wt,
                            float eps, void* y, Elem yt);
 // y = x + b, or gelu(x + b), per row of n, written as yt (F32 or BF16); b may be null.
+// split > 0 (dividing n): y is [n / split, rows, split], each row's parts to their own block.
 void launch_bias_act(const float* x, int64_t rows, int64_t n, const void* b, Elem bt, bool gelu,
-                     void* y, Elem yt);
+                     void* y, Elem yt, int64_t split = 0);
 // x += r + b per row of n.
 void launch_add_residual(float* x, const float* r, int64_t rows, int64_t n, const void* b, Elem bt);
 
@@ -44,6 +45,35 @@ void launch_add_residual(float* x, const float* r, int64_t rows, int64_t n, cons
 constexpr int64_t kGemvMaxRows = 8;
 void launch_gemv(const float* x, int64_t M, const void* w, Elem wt, const void* b, Elem bt,
                  float* y, int64_t N, int64_t K);
+// Defined in ops_cuda.cpp: up to this many rows take the GEMV, more go to cuBLAS.
+int64_t gemv_max_rows();
+
+// The decode projections' GEMV (M <= kGemvMaxRows rows) with the op before it folded into the
+// load of x and the residual add into the store of y:
+//   Plain:   y (+)= x W^T + b                      x [M, K]
+//   RmsNorm: y (+)= rms_norm(x, norm_w, eps) W^T + b
+//   SwiGlu:  y (+)= (silu(gate) * up) W^T + b        x = gate | up [M, 2K]
+// With accumulate, y += the product; y must not overlap x then. b (F32) and norm_w (F32) may be
+// null where unused. Returns false (and launches nothing) when RmsNorm/SwiGlu cannot run fused
+// for this shape or alignment; Plain always runs.
+enum class GemvInput : int { Plain, RmsNorm, SwiGlu };
+struct FusedGemvArgs {
+  const float* x;
+  const float* norm_w;
+  float eps;
+  const void* w;
+  Elem wt;
+  const float* b;
+  float* y;
+  bool accumulate;
+  int64_t M, N, K;
+};
+bool launch_fused_gemv(const FusedGemvArgs& a, GemvInput in);
+// The cuBLAS path's prologues, written in the product's input type yt: y = rms_norm(x) per row of
+// n, and y = silu(gate) * up from gu [rows, 2 I].
+void launch_rms_norm_cast(const float* x, int64_t rows, int64_t n, const float* w, float eps,
+                          void* y, Elem yt);
+void launch_swiglu_cast(const float* gu, int64_t rows, int64_t I, void* y, Elem yt);
 // Programmatic dependent launch of the GEMV (sm_90+; off by default, STEPAUDIO_PDL=1 on).
 void set_gemv_pdl(bool on);
 void launch_add_bias(float* y, int64_t rows, int64_t N, const void* b, Elem bt);
@@ -71,7 +101,8 @@ void launch_attention(const AttentionArgs& a);
 struct FlashAttentionArgs {
   const void *q, *k, *v;  // __nv_bfloat16
   const float* bias;      // [B, Lk] or null
-  float* out;
+  void* out;              // float, or __nv_bfloat16 when out_bf16
+  bool out_bf16;
   int64_t B, Lq, Lk, H, Hkv, D;
   float scale;
   bool causal;

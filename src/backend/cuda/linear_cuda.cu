@@ -1,8 +1,12 @@
 // The kernels of linear and conv1d: a GEMV for up to 8 rows of x that streams W once with
-// 16-byte loads, several in flight per lane, fp32 accumulate, bias fused; the bias add after a
-// cuBLAS product; im2col for conv1d. (The cuBLAS call itself is in ops_cuda.cpp.)
+// 16-byte loads, several in flight per lane, fp32 accumulate, bias fused; the decode projections'
+// GEMV with RMSNorm or SwiGLU folded into the load of x and the residual add into the store; the
+// casting prologues of their cuBLAS path; the bias add after a cuBLAS product; im2col for conv1d.
+// (The cuBLAS call itself is in ops_cuda.cpp.)
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <type_traits>
 
 #include "backend/cuda/common_cuda.cuh"
 
@@ -89,7 +93,7 @@ __device__ __forceinline__ void fma_vec(const uint4& wv, const float* __restrict
 template <typename W, typename B, int M>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     gemv_kernel(const float* __restrict__ x, const W* __restrict__ w, const B* __restrict__ bias,
-                float* __restrict__ y, int64_t N, int64_t K) {
+                float* __restrict__ y, int64_t N, int64_t K, bool accumulate) {
   constexpr int E = Vec<W>::kElems;
   const int64_t n = int64_t{blockIdx.x} * kGemvWarps + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
@@ -120,14 +124,17 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   if (lane == 0) {
     const float bn = bias ? load_f32(bias, n) : 0.0f;
 #pragma unroll
-    for (int m = 0; m < M; ++m) y[m * N + n] = acc[m] + bn;
+    for (int m = 0; m < M; ++m) {
+      const float p = acc[m] + bn;
+      y[m * N + n] = accumulate ? y[m * N + n] + p : p;
+    }
   }
 }
 
 // Any shape and alignment: one warp per (row of x, output feature), scalar loads.
 template <typename W, typename B>
 __global__ void linear_generic_kernel(const float* x, const W* w, const B* bias, float* y,
-                                      int64_t M, int64_t N, int64_t K) {
+                                      int64_t M, int64_t N, int64_t K, bool accumulate) {
   const int64_t t = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) >> 5;
   const int lane = threadIdx.x & 31;
   if (t >= M * N) return;
@@ -135,7 +142,193 @@ __global__ void linear_generic_kernel(const float* x, const W* w, const B* bias,
   float acc = 0;
   for (int64_t k = lane; k < K; k += 32) acc = fmaf(load_f32(w, n * K + k), x[m * K + k], acc);
   acc = warp_sum(acc);
-  if (lane == 0) y[t] = acc + (bias ? load_f32(bias, n) : 0.0f);
+  if (lane == 0) {
+    const float p = acc + (bias ? load_f32(bias, n) : 0.0f);
+    y[t] = accumulate ? y[t] + p : p;
+  }
+}
+
+// The fused decode GEMV (launch_fused_gemv). A block of kFusedWarps warps owns kFusedRows
+// consecutive output features, kFusedRowsPerWarp per warp: every x value a lane reads from shared
+// memory serves two rows of W, and the blocks are few and full enough that staging x costs little
+// (x is re-read from L2 once per block: for the fused gate|up product 2368 x 14 KB = 33 MB, an
+// eighth of its weight bytes, where the 4-row blocks of gemv_kernel re-read four times that).
+constexpr int kFusedWarps = 8;
+constexpr int kFusedRowsPerWarp = 2;
+constexpr int kFusedRows = kFusedWarps * kFusedRowsPerWarp;
+constexpr int kFusedMaxM = 4;                  // rows of x per launch; more are split
+constexpr int64_t kFusedSmemMax = 100 * 1024;  // staged x per block: two blocks still fit an SM
+
+__device__ __forceinline__ float silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+// y[m, n0 + r] for the R rows of W in wv (one 16-byte vector each) at column k.
+template <typename W, int M, int R>
+__device__ __forceinline__ void fma_rows(const uint4* wv, const float* xs, int64_t K, int64_t k,
+                                         float (&acc)[M][R]) {
+  constexpr int E = Vec<W>::kElems;
+  float wf[R][E];
+#pragma unroll
+  for (int r = 0; r < R; ++r) Vec<W>::unpack(wv[r], wf[r]);
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    const float4* xp = reinterpret_cast<const float4*>(xs + m * K + k);
+#pragma unroll
+    for (int j = 0; j < E / 4; ++j) {
+      const float4 xv = xp[j];
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        acc[m][r] = fmaf(wf[r][4 * j], xv.x, acc[m][r]);
+        acc[m][r] = fmaf(wf[r][4 * j + 1], xv.y, acc[m][r]);
+        acc[m][r] = fmaf(wf[r][4 * j + 2], xv.z, acc[m][r]);
+        acc[m][r] = fmaf(wf[r][4 * j + 3], xv.w, acc[m][r]);
+      }
+    }
+  }
+}
+
+// Needs K % E == 0, K % 4 == 0, 16-byte aligned x, W and norm_w, and M * K floats of dynamic
+// shared memory. Each output is one warp's fixed-order sum: deterministic, graph replays are
+// bit-identical. In place (accumulate) is safe: lane 0 of the warp that owns y[m, n] is the only
+// thread that reads or writes it, and x (staged before any store) does not overlap y.
+template <typename W, int M, GemvInput In>
+__global__ void __launch_bounds__(kFusedWarps * 32) fused_gemv_kernel(FusedGemvArgs a) {
+  constexpr int E = Vec<W>::kElems;
+  constexpr int R = kFusedRowsPerWarp;
+  extern __shared__ float4 xs4[];
+  __shared__ float scratch[32];
+  const int64_t N = a.N, K = a.K, nv = K / E, kv4 = K / 4;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t n0 = int64_t{blockIdx.x} * kFusedRows + warp * R;
+  const W* w = static_cast<const W*>(a.w);
+  const uint4* wr[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+    wr[r] = reinterpret_cast<const uint4*>(w + (n0 + r < N ? n0 + r : N - 1) * K);
+  // The weights do not depend on earlier kernels: start pulling the first of them into L2 so that
+  // HBM is busy while x is staged (and, under programmatic launch, while the previous kernel
+  // drains).
+  if (n0 < N) {
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      for (int64_t i = 0; i < kPrefetch; ++i)
+        if (lane + 32 * i < nv)
+          asm volatile("prefetch.global.L2 [%0];" ::"l"(wr[r] + lane + 32 * i));
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+
+  // Stage the M rows of x, with the op before the product applied.
+  const float4* x4 = reinterpret_cast<const float4*>(a.x);
+  for (int m = 0; m < M; ++m) {
+    float4* xs = xs4 + m * kv4;
+    if constexpr (In == GemvInput::SwiGlu) {
+      const float4* g4 = x4 + m * 2 * kv4;
+      const float4* u4 = g4 + kv4;
+#pragma unroll 4
+      for (int64_t i = threadIdx.x; i < kv4; i += blockDim.x) {
+        const float4 g = g4[i], u = u4[i];
+        xs[i] = make_float4(silu_times(g.x, u.x), silu_times(g.y, u.y), silu_times(g.z, u.z),
+                            silu_times(g.w, u.w));
+      }
+    } else {
+      const float4* xr = x4 + m * kv4;
+      float ss = 0.0f;
+#pragma unroll 4
+      for (int64_t i = threadIdx.x; i < kv4; i += blockDim.x) {
+        const float4 v = xr[i];
+        xs[i] = v;
+        if constexpr (In == GemvInput::RmsNorm)
+          ss = fmaf(v.w, v.w, fmaf(v.z, v.z, fmaf(v.y, v.y, fmaf(v.x, v.x, ss))));
+      }
+      if constexpr (In == GemvInput::RmsNorm) {
+        // Same expression as the rms_norm kernels: w * (x * inv_rms). Each thread rescales the
+        // elements it stored itself, so no barrier is needed between the passes.
+        const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(K) + a.eps);
+        const float4* nw = reinterpret_cast<const float4*>(a.norm_w);
+        for (int64_t i = threadIdx.x; i < kv4; i += blockDim.x) {
+          const float4 v = xs[i], g = nw[i];
+          xs[i] = make_float4(g.x * (v.x * inv), g.y * (v.y * inv), g.z * (v.z * inv),
+                              g.w * (v.w * inv));
+        }
+      }
+    }
+  }
+  __syncthreads();
+  if (n0 >= N) return;  // no barrier follows
+
+  const float* xs = reinterpret_cast<const float*>(xs4);
+  float acc[M][R];
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[m][r] = 0.0f;
+  int64_t v = lane;
+  for (; v + 32 * (kUnroll - 1) < nv; v += 32 * kUnroll) {
+    uint4 wv[kUnroll][R];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r) wv[u][r] = load_stream(wr[r] + v + 32 * u);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) fma_rows<W, M, R>(wv[u], xs, K, (v + 32 * u) * E, acc);
+  }
+  for (; v < nv; v += 32) {
+    uint4 wv[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) wv[r] = load_stream(wr[r] + v);
+    fma_rows<W, M, R>(wv, xs, K, v * E, acc);
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[m][r] = warp_sum(acc[m][r]);
+  if (lane == 0) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t n = n0 + r;
+      if (n >= N) break;
+      const float bn = a.b ? a.b[n] : 0.0f;
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const float p = acc[m][r] + bn;
+        float* yp = a.y + m * N + n;
+        *yp = a.accumulate ? *yp + p : p;
+      }
+    }
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ T from_f32(float v) {
+  if constexpr (std::is_same_v<T, float>)
+    return v;
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __float2bfloat16_rn(v);
+  else
+    return __float2half_rn(v);
+}
+
+// One block per row; the same arithmetic as add_rms_norm_kernel, stored as T.
+template <typename T>
+__global__ void rms_norm_cast_kernel(const float* x, int64_t n, const float* w, float eps, T* y) {
+  __shared__ float scratch[32];
+  const float* xr = x + blockIdx.x * n;
+  T* yr = y + blockIdx.x * n;
+  float ss = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
+  const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(n) + eps);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = from_f32<T>(w[i] * (xr[i] * inv));
+}
+
+template <typename T>
+__global__ void swiglu_cast_kernel(const float* gu, int64_t rows, int64_t I, T* y) {
+  const int64_t n = rows * I;
+  for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n;
+       t += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t b = t / I, i = t % I;
+    y[t] = from_f32<T>(silu_times(gu[b * 2 * I + i], gu[b * 2 * I + I + i]));
+  }
 }
 
 template <typename B>
@@ -179,57 +372,102 @@ bool pdl_enabled() {
   return g_pdl == 1;
 }
 
-template <typename W, typename B, int M>
-void gemv_m(const float* x, const W* w, const B* b, float* y, int64_t N, int64_t K) {
-  const auto blocks = static_cast<unsigned>((N + kGemvWarps - 1) / kGemvWarps);
+// A plain launch, or with programmatic stream serialisation when PDL is on (same arguments).
+template <typename... P, typename... A>
+void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
   if (!pdl_enabled()) {
-    gemv_kernel<W, B, M><<<blocks, kGemvWarps * 32>>>(x, w, b, y, N, K);
+    kernel<<<grid, block, smem>>>(args...);
     return;
   }
   cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(blocks);
-  cfg.blockDim = dim3(kGemvWarps * 32);
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = cudaStreamPerThread;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  cudaLaunchKernelEx(&cfg, gemv_kernel<W, B, M>, x, w, b, y, N, K);
+  cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...);
+}
+
+template <typename W, typename B, int M>
+void gemv_m(const float* x, const W* w, const B* b, float* y, int64_t N, int64_t K,
+            bool accumulate) {
+  const auto blocks = static_cast<unsigned>((N + kGemvWarps - 1) / kGemvWarps);
+  launch_pdl(gemv_kernel<W, B, M>, dim3(blocks), dim3(kGemvWarps * 32), 0, x, w, b, y, N, K,
+             accumulate);
+}
+
+template <typename W, int M, GemvInput In>
+void fused_gemv_m(const FusedGemvArgs& a) {
+  const auto blocks = static_cast<unsigned>((a.N + kFusedRows - 1) / kFusedRows);
+  const size_t smem = static_cast<size_t>(M * a.K) * sizeof(float);
+  // Above the default 48 KB a kernel must opt in (not a stream operation, so legal in a capture);
+  // all of L1 as shared memory then keeps two such blocks per SM (L1 holds nothing else here).
+  if (smem > 48 * 1024) {
+    cudaFuncSetAttribute(fused_gemv_kernel<W, M, In>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(smem));
+    cudaFuncSetAttribute(fused_gemv_kernel<W, M, In>,
+                         cudaFuncAttributePreferredSharedMemoryCarveout,
+                         cudaSharedmemCarveoutMaxShared);
+  }
+  launch_pdl(fused_gemv_kernel<W, M, In>, dim3(blocks), dim3(kFusedWarps * 32), smem, a);
+}
+
+template <typename W, GemvInput In>
+void fused_gemv(const FusedGemvArgs& a) {
+  switch (a.M) {
+    case 1:
+      fused_gemv_m<W, 1, In>(a);
+      break;
+    case 2:
+      fused_gemv_m<W, 2, In>(a);
+      break;
+    case 3:
+      fused_gemv_m<W, 3, In>(a);
+      break;
+    default:
+      fused_gemv_m<W, 4, In>(a);
+      break;
+  }
 }
 
 template <typename W, typename B>
-void gemv(const float* x, int64_t M, const W* w, const B* b, float* y, int64_t N, int64_t K) {
+void gemv(const float* x, int64_t M, const W* w, const B* b, float* y, int64_t N, int64_t K,
+          bool accumulate = false) {
   constexpr int E = Vec<W>::kElems;
   const bool vec = K % E == 0 && K % 4 == 0 && aligned16(x) && aligned16(w);
   if (!vec) {
-    linear_generic_kernel<W, B><<<grid_for(M * N * 32, 256), 256>>>(x, w, b, y, M, N, K);
+    linear_generic_kernel<W, B>
+        <<<grid_for(M * N * 32, 256), 256>>>(x, w, b, y, M, N, K, accumulate);
     return;
   }
   switch (M) {
     case 1:
-      gemv_m<W, B, 1>(x, w, b, y, N, K);
+      gemv_m<W, B, 1>(x, w, b, y, N, K, accumulate);
       break;
     case 2:
-      gemv_m<W, B, 2>(x, w, b, y, N, K);
+      gemv_m<W, B, 2>(x, w, b, y, N, K, accumulate);
       break;
     case 3:
-      gemv_m<W, B, 3>(x, w, b, y, N, K);
+      gemv_m<W, B, 3>(x, w, b, y, N, K, accumulate);
       break;
     case 4:
-      gemv_m<W, B, 4>(x, w, b, y, N, K);
+      gemv_m<W, B, 4>(x, w, b, y, N, K, accumulate);
       break;
     case 5:
-      gemv_m<W, B, 5>(x, w, b, y, N, K);
+      gemv_m<W, B, 5>(x, w, b, y, N, K, accumulate);
       break;
     case 6:
-      gemv_m<W, B, 6>(x, w, b, y, N, K);
+      gemv_m<W, B, 6>(x, w, b, y, N, K, accumulate);
       break;
     case 7:
-      gemv_m<W, B, 7>(x, w, b, y, N, K);
+      gemv_m<W, B, 7>(x, w, b, y, N, K, accumulate);
       break;
     default:
-      gemv_m<W, B, 8>(x, w, b, y, N, K);
+      gemv_m<W, B, 8>(x, w, b, y, N, K, accumulate);
       break;
   }
 }
@@ -248,6 +486,70 @@ void launch_gemv(const float* x, int64_t M, const void* w, Elem wt, const void* 
     });
   });
   check_launch("linear (gemv)");
+}
+
+bool launch_fused_gemv(const FusedGemvArgs& a, GemvInput in) {
+  if (a.M <= 0 || a.N <= 0) return true;
+  const int64_t E = a.wt == Elem::F32 ? 4 : 8;
+  // Rows of x per launch: what fits the staging buffer, at most kFusedMaxM.
+  const int64_t rows = a.K > 0 ? std::min<int64_t>(kFusedMaxM, kFusedSmemMax / (a.K * 4)) : 0;
+  // A plain product whose x would need more than 48 KB of staging (the down projection, K 18944)
+  // reads x through L1 instead: the staging buffer would cut the blocks per SM and leave the
+  // 224 blocks of a 3584-row product unevenly spread (H200, 2026-11-29: 48.3 µs staged with
+  // SwiGLU vs 41.7 µs for SwiGLU + this kernel).
+  const bool big_plain = in == GemvInput::Plain && a.K * 4 > 48 * 1024;
+  const bool fused = rows > 0 && !big_plain && a.K % E == 0 && a.K % 4 == 0 && aligned16(a.x) &&
+                     aligned16(a.w) && (in != GemvInput::RmsNorm || aligned16(a.norm_w)) &&
+                     a.N <= int64_t{kFusedRows} * 0x7fffffff;
+  if (!fused) {
+    if (in != GemvInput::Plain) return false;
+    with_elem(a.wt, [&](auto wtag) {
+      using W = decltype(wtag);
+      gemv<W, float>(a.x, a.M, static_cast<const W*>(a.w), a.b, a.y, a.N, a.K, a.accumulate);
+    });
+    check_launch("linear (gemv)");
+    return true;
+  }
+  const int64_t x_stride = in == GemvInput::SwiGlu ? 2 * a.K : a.K;
+  for (int64_t m0 = 0; m0 < a.M; m0 += rows) {
+    FusedGemvArgs c = a;
+    c.M = std::min(rows, a.M - m0);
+    c.x = a.x + m0 * x_stride;
+    c.y = a.y + m0 * a.N;
+    with_elem(a.wt, [&](auto wtag) {
+      using W = decltype(wtag);
+      switch (in) {
+        case GemvInput::Plain:
+          fused_gemv<W, GemvInput::Plain>(c);
+          break;
+        case GemvInput::RmsNorm:
+          fused_gemv<W, GemvInput::RmsNorm>(c);
+          break;
+        case GemvInput::SwiGlu:
+          fused_gemv<W, GemvInput::SwiGlu>(c);
+          break;
+      }
+    });
+    check_launch("fused linear (gemv)");
+  }
+  return true;
+}
+
+void launch_rms_norm_cast(const float* x, int64_t rows, int64_t n, const float* w, float eps,
+                          void* y, Elem yt) {
+  with_elem(yt, [&](auto tag) {
+    using T = decltype(tag);
+    rms_norm_cast_kernel<T><<<static_cast<unsigned>(rows), 512>>>(x, n, w, eps, static_cast<T*>(y));
+  });
+  check_launch("rms_norm (cast)");
+}
+
+void launch_swiglu_cast(const float* gu, int64_t rows, int64_t I, void* y, Elem yt) {
+  with_elem(yt, [&](auto tag) {
+    using T = decltype(tag);
+    swiglu_cast_kernel<T><<<grid_for(rows * I, 256), 256>>>(gu, rows, I, static_cast<T*>(y));
+  });
+  check_launch("swiglu (cast)");
 }
 
 void launch_add_bias(float* y, int64_t rows, int64_t N, const void* b, Elem bt) {

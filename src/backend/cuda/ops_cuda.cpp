@@ -69,10 +69,13 @@ void set_device(const Tensor& t) { CUDA_CHECK(cudaSetDevice(t.device().index)); 
 
 int64_t rows_of(const Tensor& x) { return x.ndim() ? x.numel() / x.dim(-1) : 1; }
 
+std::atomic<int64_t> g_gemv_max_rows{-1};
+
+}  // namespace
+
 // Up to this many rows go through the weight-streaming GEMV, more through cuBLAS on the tensor
 // cores. The GEMV re-reads x from L1 for every row, so it wins only for a row or two (measured
 // by bench_llm_gpu's gemv_* lines; STEPAUDIO_GEMV_MAX_ROWS overrides).
-std::atomic<int64_t> g_gemv_max_rows{-1};
 int64_t gemv_max_rows() {
   int64_t v = g_gemv_max_rows.load(std::memory_order_relaxed);
   if (v < 0) {
@@ -83,8 +86,28 @@ int64_t gemv_max_rows() {
   return v;
 }
 
-// y[M, N] = x[M, K] W[N, K]^T + b. In cuBLAS's column-major terms y^T (N x M) = W^T x^T with W
-// read as a K x N column-major matrix (op T) and x as K x M.
+// y[M, N] (+)= x[M, K] W[N, K]^T through cuBLAS. In its column-major terms y^T (N x M) = W^T x^T
+// with W read as a K x N column-major matrix (op T) and x as K x M; accumulate is beta = 1.
+void blas_linear_into(const Tensor& x2d, const Tensor& w, float* y, bool accumulate) {
+  const int64_t M = x2d.dim(0), K = x2d.dim(1), N = w.dim(0);
+  if (M == 0 || N == 0) return;
+  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
+    fail("linear: product of {} and {} is too large for cuBLAS", x2d.desc(), w.desc());
+  // F32 weights: a true fp32 product (default math mode, no TF32). BF16/F16 weights: the
+  // activations are rounded to the weight type (unless they come rounded: x already in the weight
+  // type) and the tensor cores accumulate in fp32.
+  Tensor xin = x2d.dtype() == w.dtype() ? x2d : convert(x2d, w.dtype());
+  const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  CUBLAS_CHECK(cublasGemmEx(blas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
+                            static_cast<int>(M), static_cast<int>(K), &one, w.raw(),
+                            blas_type(w.dtype()), static_cast<int>(K), xin.raw(),
+                            blas_type(xin.dtype()), static_cast<int>(K), &beta, y, CUDA_R_32F,
+                            static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+namespace {
+
+// y[M, N] = x[M, K] W[N, K]^T + b.
 void linear_into(const Tensor& x2d, const Tensor& w, const Tensor& b, float* y) {
   const int64_t M = x2d.dim(0), K = x2d.dim(1), N = w.dim(0);
   if (M == 0 || N == 0) return;
@@ -94,18 +117,7 @@ void linear_into(const Tensor& x2d, const Tensor& w, const Tensor& b, float* y) 
                 b.defined() ? elem_of(b, "linear") : Elem::F32, y, N, K);
     return;
   }
-  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
-    fail("linear: product of {} and {} is too large for cuBLAS", x2d.desc(), w.desc());
-  // F32 weights: a true fp32 product (default math mode, no TF32). BF16/F16 weights: the
-  // activations are rounded to the weight type (unless they come rounded: BF16 x with BF16
-  // weights) and the tensor cores accumulate in fp32.
-  Tensor xin = x2d.dtype() == w.dtype() ? x2d : convert(x2d, w.dtype());
-  const float one = 1.0f, zero = 0.0f;
-  CUBLAS_CHECK(cublasGemmEx(blas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
-                            static_cast<int>(M), static_cast<int>(K), &one, w.raw(),
-                            blas_type(w.dtype()), static_cast<int>(K), xin.raw(),
-                            blas_type(xin.dtype()), static_cast<int>(K), &zero, y, CUDA_R_32F,
-                            static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  blas_linear_into(x2d, w, y, false);
   if (b.defined()) launch_add_bias(y, M, N, b.raw(), elem_of(b, "linear"));
 }
 
@@ -217,7 +229,7 @@ void rope_(Tensor& x, int64_t start_pos, double theta) {
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, bool causal,
-                 int64_t q_offset, const Tensor& key_bias, DType compute) {
+                 int64_t q_offset, const Tensor& key_bias, DType compute, DType out_type) {
   need_cuda(q, "attention", "q");
   need_cuda(k, "attention", "k");
   need_cuda(v, "attention", "v");
@@ -227,14 +239,15 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
   if (D > kAttentionMaxHeadDim)
     fail("attention: head_dim {} is larger than the CUDA kernel's {}", D, kAttentionMaxHeadDim);
   Tensor out = Tensor::empty(q.shape(), DType::F32, q.device());
-  if (out.numel() == 0) return out;
+  if (out.numel() == 0)
+    return out_type == DType::F32 ? out : Tensor::empty(q.shape(), out_type, q.device());
   set_device(q);
   const int64_t G = H / Hkv;
   const int64_t row_tiles = (Lq * G + kAttentionRowTile - 1) / kAttentionRowTile;
   const int64_t blocks = row_tiles * B * Hkv;
   if (row_tiles > INT32_MAX || B * Hkv > 65535)
     fail("attention: q {} / k {} is too large for one launch", q.desc(), k.desc());
-  if (Lk == 0) return Tensor::zeros(q.shape(), DType::F32, q.device());
+  if (Lk == 0) return Tensor::zeros(q.shape(), out_type, q.device());
 
   if (compute == DType::BF16 && Lq > 1 && flash_attention_supports(D)) {
     if (B > 65535 || H > 65535)
@@ -247,7 +260,10 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
     FlashAttentionArgs f{};
     f.q = qb.raw(), f.k = kb.raw(), f.v = vb.raw();
     f.bias = key_bias.defined() ? key_bias.data<float>() : nullptr;
-    f.out = out.data<float>();
+    // The flash kernel writes bf16 itself; `out` is then not used.
+    if (out_type == DType::BF16) out = Tensor::empty(q.shape(), DType::BF16, q.device());
+    f.out = out.raw();
+    f.out_bf16 = out_type == DType::BF16;
     f.B = B, f.Lq = Lq, f.Lk = Lk, f.H = H, f.Hkv = Hkv, f.D = D;
     f.scale = scale;
     f.causal = causal;
@@ -292,7 +308,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
     a.part_ml = part_ml.data<float>();
   }
   launch_attention(a);
-  return out;
+  return out_type == DType::F32 ? out : convert(out, out_type);
 }
 
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids) {

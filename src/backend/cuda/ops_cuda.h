@@ -33,7 +33,8 @@ void rope_(Tensor& x, int64_t start_pos, double theta);
 // q [B, Lq, H, D], k = v [B, Lk, Hkv, D]; key_bias [B, Lk] F32 or undefined. compute BF16 with
 // Lq > 1 and head_dim 64 or 128 runs the tensor-core flash kernel; everything else the fp32 one.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, bool causal,
-                 int64_t q_offset, const Tensor& key_bias, DType compute = DType::F32);
+                 int64_t q_offset, const Tensor& key_bias, DType compute = DType::F32,
+                 DType out_type = DType::F32);
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids);
 Tensor avg_pool_time(const Tensor& x);
 Tensor transpose_last2(const Tensor& x);

@@ -131,14 +131,18 @@ __device__ __forceinline__ void store4(__nv_bfloat16* y, int64_t i, float4 v) {
   *reinterpret_cast<uint2*>(y + i) = u;
 }
 
-// y = act(x + b) per row, one block per row (no index division; the bias row stays in L1); b may
-// be null. V4: n % 4 == 0 and aligned rows, 16-byte loads.
+// y = act(x + b) per row, one block per row (the bias row stays in L1); b may be null. V4:
+// n % 4 == 0 and aligned rows, 16-byte loads. split > 0: a row is parts of `split` columns and
+// y is part-major ([parts, rows, split]: the fused q|k|v projection split into q, k, v).
 template <bool kGelu, bool V4, typename B, typename Y>
-__global__ void bias_act_kernel(const float* x, int64_t n, const B* b, Y* y) {
-  const int64_t off = int64_t{blockIdx.x} * n;
+__global__ void bias_act_kernel(const float* x, int64_t n, const B* b, Y* y, int64_t split) {
+  const int64_t row = blockIdx.x, off = row * n;
   auto f = [&](float v, int64_t i) {
     v += b ? load_f32(b, i) : 0.0f;
     return kGelu ? gelu_f(v) : v;
+  };
+  auto dst = [&](int64_t i) {
+    return split > 0 ? ((i / split) * gridDim.x + row) * split + i % split : off + i;
   };
   if constexpr (V4) {
     const float4* xr = reinterpret_cast<const float4*>(x + off);
@@ -146,10 +150,10 @@ __global__ void bias_act_kernel(const float* x, int64_t n, const B* b, Y* y) {
       float4 v = xr[i];
       v.x = f(v.x, 4 * i), v.y = f(v.y, 4 * i + 1), v.z = f(v.z, 4 * i + 2),
       v.w = f(v.w, 4 * i + 3);
-      store4(y + off, 4 * i, v);
+      store4(y, dst(4 * i), v);
     }
   } else {
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) store(y, off + i, f(x[off + i], i));
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) store(y, dst(i), f(x[off + i], i));
   }
 }
 
@@ -182,21 +186,21 @@ bool rows_v4(int64_t n, std::initializer_list<const void*> ps) {
 }  // namespace
 
 void launch_bias_act(const float* x, int64_t rows, int64_t n, const void* b, Elem bt, bool gelu,
-                     void* y, Elem yt) {
-  const bool v4 = rows_v4(n, {x, y});
+                     void* y, Elem yt, int64_t split) {
+  const bool v4 = rows_v4(n, {x, y}) && split % 4 == 0;
   with_elem(bt, [&](auto tag) {
     using B = decltype(tag);
     auto go = [&](auto* yp) {
       const B* bp = static_cast<const B*>(b);
       const unsigned grid = static_cast<unsigned>(rows);
       if (gelu && v4)
-        bias_act_kernel<true, true><<<grid, kThreads>>>(x, n, bp, yp);
+        bias_act_kernel<true, true><<<grid, kThreads>>>(x, n, bp, yp, split);
       else if (gelu)
-        bias_act_kernel<true, false><<<grid, kThreads>>>(x, n, bp, yp);
+        bias_act_kernel<true, false><<<grid, kThreads>>>(x, n, bp, yp, split);
       else if (v4)
-        bias_act_kernel<false, true><<<grid, kThreads>>>(x, n, bp, yp);
+        bias_act_kernel<false, true><<<grid, kThreads>>>(x, n, bp, yp, split);
       else
-        bias_act_kernel<false, false><<<grid, kThreads>>>(x, n, bp, yp);
+        bias_act_kernel<false, false><<<grid, kThreads>>>(x, n, bp, yp, split);
     };
     if (yt == Elem::BF16)
       go(static_cast<__nv_bfloat16*>(y));

@@ -1,5 +1,8 @@
-// ops::sample_tokens on the GPU: one block per row. Repetition penalty and temperature are
-// applied while copying the row into the workspace z; top-k and top-p find their thresholds by
+// ops::sample_tokens on the GPU in two launches. prep_kernel spreads each row over kSplits
+// blocks: it applies the repetition penalty and temperature while copying the row into the
+// workspace z and, for rows that need no filtering (greedy, or plain temperature sampling), takes
+// the argmax (of z, or of z + Gumbel noise) of its slice. finish_kernel, one block per row, then
+// either merges those partial maxima or, for top-k / top-p rows, finds the thresholds by
 // radix selection over order-preserving 32-bit keys of z (4 passes of 8 bits, exact), top-p
 // accumulating probabilities in 40-bit fixed point so that the result does not depend on the
 // order of additions; the draw is a Gumbel-max argmax with the same counter-based noise as the
@@ -15,7 +18,9 @@ namespace stepaudio::cuda {
 
 namespace {
 
-constexpr int kThreads = 1024;
+constexpr int kThreads = 1024;     // finish_kernel: one block per row
+constexpr int kPrepThreads = 256;  // prep_kernel: kSplits blocks per row
+constexpr int kSplits = 64;        // <= kThreads: finish_kernel merges one partial per thread
 constexpr int kBins = 256;
 
 // Larger floats give larger keys; -inf is the smallest finite-or-not key we meet (NaN is mapped
@@ -31,6 +36,27 @@ __device__ __forceinline__ unsigned long long fixed_of(float p) {
   return static_cast<unsigned long long>(static_cast<double>(p) * 1099511627776.0);
 }
 
+// f(i, z[i]) for every i < V of the row, the loads of U elements issued before any of their
+// calls (the calls hold shared-memory atomics, which would otherwise serialise each load's
+// latency: one block reads a whole 158720-entry row).
+template <int U, typename F>
+__device__ __forceinline__ void for_each(const float* __restrict__ z, int64_t V, F&& f) {
+  const int64_t step = int64_t{U} * blockDim.x;
+  for (int64_t base = threadIdx.x; base < V; base += step) {
+    float v[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t i = base + int64_t{u} * blockDim.x;
+      v[u] = i < V ? z[i] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t i = base + int64_t{u} * blockDim.x;
+      if (i < V) f(i, v[u]);
+    }
+  }
+}
+
 // The key of the element at which a radix descent stops. Mode 0 (top-k): the k-th largest
 // key among keys >= lo. Mode 1 (top-p): the smallest key whose strictly-greater mass is below
 // `target`, with weights w(z) = exp(z - m) / S for keys >= lo.
@@ -42,15 +68,15 @@ __device__ uint32_t radix_select(const float* z, int64_t V, uint32_t lo, unsigne
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int b = threadIdx.x; b < kBins; b += blockDim.x) hist[b] = 0;
     __syncthreads();
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
-      const uint32_t k = key_of(z[i]);
-      if (k < lo || (k & mask) != prefix) continue;
+    for_each<8>(z, V, [&](int64_t, float v) {
+      const uint32_t k = key_of(v);
+      if (k < lo || (k & mask) != prefix) return;
       const int bin = (k >> shift) & 0xff;
       if (kMode == 0)
         atomicAdd(&hist[bin], 1ull);
       else
-        atomicAdd(&hist[bin], fixed_of(__expf(z[i] - m) * inv_s));
-    }
+        atomicAdd(&hist[bin], fixed_of(__expf(v - m) * inv_s));
+    });
     __syncthreads();
     __shared__ int chosen;
     __shared__ unsigned long long before;
@@ -109,80 +135,121 @@ __device__ ArgMax block_argmax(ArgMax x, ArgMax* scratch) {
   return r;
 }
 
+// A row needs the whole-row passes of finish_kernel only when it filters by top-k or top-p.
+__device__ __forceinline__ bool filtered(const ops::SampleParams& p, int64_t V) {
+  const bool greedy = p.greedy || p.temperature <= 0.0f;
+  return !greedy && ((p.top_k > 0 && p.top_k < V) || p.top_p < 1.0f);
+}
+
+// The key a row's draw maximises: the logit itself (greedy) or logit + Gumbel noise of (seed,
+// step, i), as the CPU reference (ops/sample_rng.h) computes it.
+__device__ __forceinline__ double draw_key(const ops::SampleParams& p, bool greedy, int64_t step,
+                                           int64_t i, float v) {
+  if (greedy) return v;
+  return static_cast<double>(v) - log(-log(ops::hash_uniform(p.seed, step, i)));
+}
+
+// Block (split, row): z = the row after repetition penalty and temperature over the split's
+// slice; for unfiltered rows also the slice's best (key, index) into part[row][split].
+__global__ void __launch_bounds__(kPrepThreads)
+    prep_kernel(const float* __restrict__ logits, int64_t V, const ops::SampleParams* params,
+                const uint8_t* __restrict__ presence, const int64_t* steps,
+                float* __restrict__ zbuf, ArgMax* __restrict__ part) {
+  __shared__ ArgMax am[kPrepThreads / 32];
+  const int64_t row = blockIdx.y, split = blockIdx.x;
+  const ops::SampleParams p = params[row];
+  const int64_t per = (V + kSplits - 1) / kSplits, lo = split * per, hi = min(V, lo + per);
+  const float* x = logits + row * V;
+  const uint8_t* seen = presence + row * V;
+  float* z = zbuf + row * V;
+  const bool greedy = p.greedy || p.temperature <= 0.0f;
+  const bool keep_best = !filtered(p, V);
+  const int64_t step = steps[row];
+  const float pen = p.repetition_penalty;
+  ArgMax best{0, -1};
+  constexpr int U = 4;
+  for (int64_t base = lo + threadIdx.x; base < hi; base += int64_t{U} * kPrepThreads) {
+    float v[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t i = base + int64_t{u} * kPrepThreads;
+      v[u] = i < hi ? x[i] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t i = base + int64_t{u} * kPrepThreads;
+      if (i >= hi) continue;
+      float w = v[u];
+      if (pen != 1.0f && seen[i]) w = w < 0.0f ? w * pen : w / pen;
+      if (!greedy && p.temperature != 1.0f) w = w / p.temperature;
+      z[i] = w;
+      if (keep_best && w == w && (greedy || w != -INFINITY))
+        best = better(best, ArgMax{draw_key(p, greedy, step, i, w), i});
+    }
+  }
+  if (!keep_best) return;
+  best = block_argmax(best, am);
+  if (threadIdx.x == 0) part[row * kSplits + split] = best;
+}
+
+// One block per row: the token id, presence and step updates. Unfiltered rows merge the
+// partial maxima of prep_kernel; top-k / top-p rows find their thresholds over z, then draw.
 __global__ void __launch_bounds__(kThreads)
-    sample_kernel(const float* logits, int64_t V, const ops::SampleParams* params,
-                  uint8_t* presence, int64_t* steps, int32_t* ids, float* zbuf) {
+    finish_kernel(int64_t V, const ops::SampleParams* params, uint8_t* presence, int64_t* steps,
+                  int32_t* ids, const float* __restrict__ zbuf, const ArgMax* part) {
   __shared__ unsigned long long hist[kBins];
   __shared__ ArgMax am[32];
   __shared__ float red[32];
   const int64_t row = blockIdx.x;
   const ops::SampleParams p = params[row];
-  const float* x = logits + row * V;
   uint8_t* seen = presence + row * V;
-  float* z = zbuf + row * V;
-  const bool greedy = p.greedy || p.temperature <= 0.0f;
-  const float pen = p.repetition_penalty;
-  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
-    float v = x[i];
-    if (pen != 1.0f && seen[i]) v = v < 0.0f ? v * pen : v / pen;
-    if (!greedy && p.temperature != 1.0f) v = v / p.temperature;
-    z[i] = v;
-  }
-  __syncthreads();
-
-  uint32_t lo = 0;  // keys below are removed
-  float m = -INFINITY;
-  if (!greedy) {
+  const float* z = zbuf + row * V;
+  const int64_t step = steps[row];
+  ArgMax best{0, -1};
+  if (!filtered(p, V)) {
+    if (threadIdx.x < kSplits) best = part[row * kSplits + threadIdx.x];
+    best = block_argmax(best, am);
+  } else {
+    uint32_t lo = 0;  // keys below are removed
     if (p.top_k > 0 && p.top_k < V) lo = radix_select<0>(z, V, 0, p.top_k, 0, 0, hist);
     if (p.top_p < 1.0f) {
       float mx = -INFINITY;
-      for (int64_t i = threadIdx.x; i < V; i += blockDim.x)
-        if (key_of(z[i]) >= lo) mx = fmaxf(mx, z[i]);
+      for_each<8>(z, V, [&](int64_t, float v) {
+        if (key_of(v) >= lo) mx = fmaxf(mx, v);
+      });
       mx = warp_max(mx);
       __syncthreads();
       if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
       __syncthreads();
-      m = -INFINITY;
+      float m = -INFINITY;
       for (int w = 0; w < kThreads / 32; ++w) m = fmaxf(m, red[w]);
       float s = 0;
-      for (int64_t i = threadIdx.x; i < V; i += blockDim.x)
-        if (key_of(z[i]) >= lo) s += __expf(z[i] - m);
+      for_each<8>(z, V, [&](int64_t, float v) {
+        if (key_of(v) >= lo) s += __expf(v - m);
+      });
       s = block_sum(s, red);
       // The target in the same fixed point as the weights: p times their (rounded) total.
-      unsigned long long total = 0;
-      {
-        unsigned long long t = 0;
-        for (int64_t i = threadIdx.x; i < V; i += blockDim.x)
-          if (key_of(z[i]) >= lo) t += fixed_of(__expf(z[i] - m) * (1.0f / s));
-        __syncthreads();
-        if (threadIdx.x == 0) hist[0] = 0;
-        __syncthreads();
-        atomicAdd(&hist[0], t);
-        __syncthreads();
-        total = hist[0];
-        __syncthreads();
-      }
+      unsigned long long t = 0;
+      for_each<8>(z, V, [&](int64_t, float v) {
+        if (key_of(v) >= lo) t += fixed_of(__expf(v - m) * (1.0f / s));
+      });
+      __syncthreads();
+      if (threadIdx.x == 0) hist[0] = 0;
+      __syncthreads();
+      atomicAdd(&hist[0], t);
+      __syncthreads();
+      const unsigned long long total = hist[0];
+      __syncthreads();
       const auto target = static_cast<unsigned long long>(static_cast<double>(p.top_p) *
                                                           static_cast<double>(total));
       lo = radix_select<1>(z, V, lo, target > 0 ? target : 1, m, 1.0f / s, hist);
     }
+    for_each<8>(z, V, [&](int64_t i, float v) {
+      if (v != v || key_of(v) < lo || v == -INFINITY) return;
+      best = better(best, ArgMax{draw_key(p, false, step, i, v), i});
+    });
+    best = block_argmax(best, am);
   }
-
-  ArgMax best{0, -1};
-  const int64_t step = steps[row];
-  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
-    const float v = z[i];
-    if (v != v) continue;
-    double keyv;
-    if (greedy) {
-      keyv = v;
-    } else {
-      if (key_of(v) < lo || v == -INFINITY) continue;
-      keyv = static_cast<double>(v) - log(-log(ops::hash_uniform(p.seed, step, i)));
-    }
-    best = better(best, ArgMax{keyv, i});
-  }
-  best = block_argmax(best, am);
   if (threadIdx.x == 0) {
     const int64_t id = best.i < 0 ? 0 : best.i;
     ids[row] = static_cast<int32_t>(id);
@@ -193,10 +260,22 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
+// z, then (16-byte aligned) the partial maxima; ArgMax is 16 bytes.
+int64_t part_offset(int64_t B, int64_t V) { return (B * V + 3) / 4 * 4; }
+
+int64_t sample_workspace_floats(int64_t B, int64_t V) {
+  static_assert(sizeof(ArgMax) == 4 * sizeof(float));
+  return part_offset(B, V) + B * kSplits * 4;
+}
+
 void launch_sample(const float* logits, int64_t B, int64_t V, const void* params, uint8_t* presence,
-                   int64_t* steps, int32_t* ids, float* z) {
-  sample_kernel<<<static_cast<unsigned>(B), kThreads>>>(
-      logits, V, static_cast<const ops::SampleParams*>(params), presence, steps, ids, z);
+                   int64_t* steps, int32_t* ids, float* work) {
+  const auto* sp = static_cast<const ops::SampleParams*>(params);
+  auto* part = reinterpret_cast<ArgMax*>(work + part_offset(B, V));
+  prep_kernel<<<dim3(kSplits, static_cast<unsigned>(B)), kPrepThreads>>>(logits, V, sp, presence,
+                                                                         steps, work, part);
+  check_launch("sample_tokens (prep)");
+  finish_kernel<<<static_cast<unsigned>(B), kThreads>>>(V, sp, presence, steps, ids, work, part);
   check_launch("sample_tokens");
 }
 
