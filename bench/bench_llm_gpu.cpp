@@ -247,6 +247,11 @@ int main(int argc, char** argv) {
           CUDA_CHECK(cudaMemset(cache.v(l).raw(), 0, cache.v(l).nbytes()));
         }
         report(fmt::format("{}_b{}", ctx, B), decode(cache, B, ctx, true), B, ctx);
+        if (variants) {  // the decode chain with programmatic dependent launch (pdl.cuh)
+          cuda::set_gemv_pdl(true);
+          report(fmt::format("{}_b{}_pdl", ctx, B), decode(cache, B, ctx, true), B, ctx);
+          cuda::set_gemv_pdl(false);
+        }
       }
     }
     const auto st = cuda::allocator_stats(0);

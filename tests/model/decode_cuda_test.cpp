@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/allocator.h"
+#include "backend/cuda/kernels_cuda.h"
 #include "engine/decode_runner.h"
 #include "engine/generator.h"
 #include "model/llm.h"
@@ -80,7 +81,7 @@ std::vector<int32_t> run_rows(const Qwen2LM& lm, bool graph, int steps, Tensor* 
 
 TEST(DecodeCuda, GraphReplayEqualsEagerSteps) {
   ASSERT_TRUE(cuda_available());
-  for (DType w : {DType::F32, DType::BF16}) {
+  for (DType w : {DType::F32, DType::BF16, DType::F16}) {
     SCOPED_TRACE(dtype_name(w));
     const Qwen2LM lm(tiny_checkpoint(), Device::cuda(0), w);
     Tensor lg_graph, lg_eager;
@@ -88,6 +89,27 @@ TEST(DecodeCuda, GraphReplayEqualsEagerSteps) {
     const auto e = run_rows(lm, false, 12, &lg_eager);
     EXPECT_EQ(g, e);
     EXPECT_EQ(max_abs_diff(lg_graph, lg_eager), 0.0);
+  }
+}
+
+// With programmatic dependent launch on (STEPAUDIO_PDL=1: the decode chain's kernels may start
+// while the one before drains), graph replay and eager steps give the same bits as without it.
+TEST(DecodeCuda, ProgrammaticLaunchChangesNothing) {
+  ASSERT_TRUE(cuda_available());
+  for (DType w : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(dtype_name(w));
+    const Qwen2LM lm(tiny_checkpoint(), Device::cuda(0), w);
+    Tensor lg_ref, lg_graph, lg_eager;
+    cuda::set_gemv_pdl(false);
+    const auto ref = run_rows(lm, false, 12, &lg_ref);
+    cuda::set_gemv_pdl(true);
+    const auto g = run_rows(lm, true, 12, &lg_graph);
+    const auto e = run_rows(lm, false, 12, &lg_eager);
+    cuda::set_gemv_pdl(false);
+    EXPECT_EQ(g, ref);
+    EXPECT_EQ(e, ref);
+    EXPECT_EQ(max_abs_diff(lg_graph, lg_ref), 0.0);
+    EXPECT_EQ(max_abs_diff(lg_eager, lg_ref), 0.0);
   }
 }
 

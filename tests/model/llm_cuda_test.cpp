@@ -1,7 +1,8 @@
 // The Qwen2 decoder on CUDA against the official tiny-a goldens (golden README §7): with F32
 // weights on the GPU (fp32 compute) every layer, the hidden state, the last logits and the 16
 // greedy ids must meet the CPU tolerances; with BF16 weights (bf16 tensor-core prefill, the
-// official inference dtype) the README's bf16 bounds hold and the first greedy id is the same.
+// official inference dtype) and with F16 weights the README's bf16 bounds hold and the first
+// greedy id is the same.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -92,6 +93,15 @@ TEST(LlmCudaGolden, Bf16ComputeWithinBf16Bounds) {
   ASSERT_TRUE(cuda_available());
   cuda::set_poison_allocations(true);
   const Qwen2LM lm(tiny_checkpoint(), Device::cuda(0), DType::BF16);
+  for (const std::string& c : llm_cases()) run_case(lm, c, {0.1, 0.05, false});
+  cuda::set_poison_allocations(false);
+}
+
+// F16 weights (`run --precision f16`): 10 mantissa bits, so the bf16 bounds hold with room.
+TEST(LlmCudaGolden, F16WeightsWithinBf16Bounds) {
+  ASSERT_TRUE(cuda_available());
+  cuda::set_poison_allocations(true);
+  const Qwen2LM lm(tiny_checkpoint(), Device::cuda(0), DType::F16);
   for (const std::string& c : llm_cases()) run_case(lm, c, {0.1, 0.05, false});
   cuda::set_poison_allocations(false);
 }

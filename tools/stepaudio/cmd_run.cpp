@@ -16,6 +16,7 @@
 #include "command.h"
 #include "stepaudio/engine.h"
 #include "stepaudio/speech.h"
+#include "stepaudio/speech_background.h"
 
 namespace {
 
@@ -124,7 +125,8 @@ void print_timings(const stepaudio::Result& r) {
 }
 
 // --speech-out: the answer's audio codes through token2wav into a 24 kHz WAV; with --stream the
-// codes go to a speech stream as they arrive (on this thread, between decode steps).
+// codes go to a speech stream as they arrive, which runs on a worker thread (on a GPU: its own
+// stream) while the LLM goes on decoding.
 class SpeechOut {
  public:
   SpeechOut(const RunArgs& a, stepaudio::Device device) : a_(a) {
@@ -145,7 +147,7 @@ class SpeechOut {
             dir);
     }
     speaker_.emplace(Speaker::load(dir, voice, {.device = device, .seed = a.seed}));
-    if (a.stream) stream_.emplace(speaker_->stream());
+    if (a.stream) stream_ = std::make_unique<stepaudio::BackgroundSpeech>(*speaker_);
   }
 
   void push(const std::vector<int32_t>& codes) {
@@ -172,7 +174,8 @@ class SpeechOut {
                  a_.speech_out.c_str());
     if (stream_)
       std::fprintf(stderr, " | streamed in %lld chunks, first audio %.3f s after the first code",
-                   static_cast<long long>(stream_->chunks()), first_audio_ - first_code_);
+                   static_cast<long long>(stream_->chunks()),
+                   stream_->first_audio_time() - first_code_);
     else
       std::fprintf(stderr, " | token2wav %.3f s", now() - t0);
     std::fprintf(stderr, "\n");
@@ -184,16 +187,14 @@ class SpeechOut {
         .count();
   }
   void take(const std::vector<float>& piece) {
-    if (piece.empty()) return;
-    if (first_audio_ < 0) first_audio_ = now();
     wav_.insert(wav_.end(), piece.begin(), piece.end());
   }
 
   const RunArgs& a_;
   std::optional<stepaudio::Speaker> speaker_;
-  std::optional<stepaudio::Speaker::Stream> stream_;
+  std::unique_ptr<stepaudio::BackgroundSpeech> stream_;
   std::vector<float> wav_;
-  double first_code_ = -1, first_audio_ = -1;
+  double first_code_ = -1;
 };
 
 int run(const RunArgs& a) {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -26,30 +27,56 @@ size_t round_size(size_t n) {
   return (n + step - 1) / step * step;
 }
 
+// Free blocks are kept per thread: the work of each thread runs on its own default stream and
+// may still use a block the thread has freed (the free is not stream-ordered), so only that
+// thread, whose later work is ordered after it, takes the block again. A thread that has
+// synchronised its stream hands its blocks to every thread (share_thread_blocks), under the key
+// of no thread.
+using FreeList = std::multimap<size_t, void*>;  // size -> block
+
 struct Pool {
   std::mutex mu;
-  std::multimap<size_t, void*> free;         // size -> block
+  std::map<std::thread::id, FreeList> free;
   std::unordered_map<void*, size_t> blocks;  // every live block -> its size
   AllocatorStats stats;
 
   void release_free_locked() {
-    for (auto& [size, p] : free) {
-      cudaFree(p);
-      blocks.erase(p);
-      stats.cached -= size;
+    for (auto& [thread, list] : free) {
+      for (auto& [size, p] : list) {
+        cudaFree(p);  // synchronises the device: no stream still uses the block after this
+        blocks.erase(p);
+        stats.cached -= size;
+      }
     }
     free.clear();
+  }
+
+  // A cached block of at least `size` bytes (at most a quarter more) from `list`, or null.
+  void* take_locked(FreeList& list, size_t size) {
+    auto it = list.lower_bound(size);
+    if (it == list.end() || it->first > size + size / 4) return nullptr;
+    void* p = it->second;
+    const size_t got = it->first;
+    list.erase(it);
+    stats.cached -= got;
+    stats.in_use += got;
+    if (stats.in_use > stats.peak_in_use) stats.peak_in_use = stats.in_use;
+    return p;
   }
 };
 
 // One pool per device, created on first use and never destroyed: the blocks it holds belong to
 // CUDA contexts that are torn down at exit anyway, and freeing them from a static destructor
 // after the runtime is gone would fail.
+std::mutex g_pools_mu;
+std::map<int, Pool*>& pools() {
+  static auto* all = new std::map<int, Pool*>();
+  return *all;
+}
+
 Pool& pool(int device) {
-  static std::mutex mu;
-  static auto* pools = new std::map<int, Pool*>();
-  std::lock_guard<std::mutex> lock(mu);
-  Pool*& p = (*pools)[device];
+  std::lock_guard<std::mutex> lock(g_pools_mu);
+  Pool*& p = pools()[device];
   if (!p) p = new Pool();
   return *p;
 }
@@ -73,20 +100,15 @@ void* cached_alloc(size_t bytes, int device) {
   const size_t size = round_size(bytes ? bytes : 1);
   Pool& pl = pool(device);
   std::lock_guard<std::mutex> lock(pl.mu);
-  // Reuse a cached block of this size, or one at most a quarter bigger.
-  auto it = pl.free.lower_bound(size);
-  if (it != pl.free.end() && it->first <= size + size / 4) {
-    void* p = it->second;
-    const size_t got = it->first;
-    pl.free.erase(it);
-    pl.stats.cached -= got;
-    pl.stats.in_use += got;
-    if (pl.stats.in_use > pl.stats.peak_in_use) pl.stats.peak_in_use = pl.stats.in_use;
+  // Reuse a cached block of this size, or one at most a quarter bigger: this thread's, else one
+  // that every thread may take.
+  void* p = pl.take_locked(pl.free[std::this_thread::get_id()], size);
+  if (!p) p = pl.take_locked(pl.free[std::thread::id()], size);
+  if (p) {
     CUDA_CHECK(cudaSetDevice(device));
-    return poisoned(p, got);
+    return poisoned(p, pl.blocks.at(p));
   }
   CUDA_CHECK(cudaSetDevice(device));
-  void* p = nullptr;
   cudaError_t e = cudaMalloc(&p, size);
   if (e != cudaSuccess) {
     // Out of memory with blocks cached: give them back and try once more.
@@ -117,7 +139,22 @@ void cached_free(void* p, int device) {
   if (it == pl.blocks.end()) return;  // not ours; nothing sensible to do from a deleter
   pl.stats.in_use -= it->second;
   pl.stats.cached += it->second;
-  pl.free.emplace(it->second, p);
+  pl.free[std::this_thread::get_id()].emplace(it->second, p);
+}
+
+void share_thread_blocks() {
+  std::vector<Pool*> all;
+  {
+    std::lock_guard<std::mutex> lock(g_pools_mu);
+    for (auto& [device, p] : pools()) all.push_back(p);
+  }
+  for (Pool* pl : all) {
+    std::lock_guard<std::mutex> lock(pl->mu);
+    auto it = pl->free.find(std::this_thread::get_id());
+    if (it == pl->free.end()) continue;
+    pl->free[std::thread::id()].merge(it->second);
+    pl->free.erase(it);
+  }
 }
 
 void begin_capture_allocations() {

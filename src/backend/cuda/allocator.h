@@ -1,9 +1,10 @@
 // A caching allocator for device memory. cudaFree synchronises the whole device and cudaMalloc
 // costs microseconds, so the many short-lived activations of a forward pass would stall the
 // decode loop; freed blocks are kept per device in size classes and handed out again. All
-// kernels run on the allocating thread's default stream, so a block freed by the host while a
-// kernel still reads it is only reused by work queued after that kernel. (Several host threads
-// driving one GPU would need per-stream pools; the engine uses one.)
+// kernels run on the calling thread's default stream, and a freed block is handed out again only
+// to the thread that freed it (until it shares its blocks), so a block freed by the host while a
+// kernel still reads it is only reused by work queued after that kernel on the same stream. Two
+// host threads (the LLM decode and a speech stream, say) can so drive one GPU at once.
 #pragma once
 #include <cstddef>
 #include <vector>
@@ -11,7 +12,11 @@
 namespace stepaudio::cuda {
 
 void* cached_alloc(size_t bytes, int device);
+// A freed block stays with the freeing thread (its default stream may still use it) until
+// share_thread_blocks: call that (all devices) after synchronising the thread's stream, e.g.
+// before the thread ends, so that other threads can reuse its blocks.
 void cached_free(void* p, int device);
+void share_thread_blocks();
 // Returns every cached (unused) block to the driver, e.g. before a large one-off allocation.
 void release_cached(int device);
 

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "backend/cuda/check.h"
 
@@ -10,9 +11,12 @@ namespace stepaudio::cuda {
 namespace {
 struct Handles {
   std::map<int, cublasHandle_t> by_device;
+  std::vector<void*> workspaces;
   ~Handles() {
-    // At thread exit; the runtime may already be gone at process exit, so errors are ignored.
+    // At thread exit (a speech worker's, say); the runtime may already be gone at process exit,
+    // so errors are ignored.
     for (auto& [dev, h] : by_device) cublasDestroy(h);
+    for (void* ws : workspaces) cudaFree(ws);
   }
 };
 }  // namespace
@@ -33,6 +37,7 @@ cublasHandle_t blas_handle() {
   void* ws = nullptr;
   constexpr size_t kWorkspace = size_t{32} << 20;
   CUDA_CHECK(cudaMalloc(&ws, kWorkspace));
+  handles.workspaces.push_back(ws);
   CUBLAS_CHECK(cublasSetWorkspace(h, ws, kWorkspace));
   handles.by_device[dev] = h;
   return h;

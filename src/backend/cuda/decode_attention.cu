@@ -11,6 +11,7 @@
 #include "backend/cuda/common_cuda.cuh"
 #include "backend/cuda/decode_kernels.h"
 #include "backend/cuda/mma_bf16.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace stepaudio::cuda {
 
@@ -297,6 +298,8 @@ __global__ void __launch_bounds__(kMmaThreads) decode_attention_mma_kernel(Decod
   __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [2][kTileKeys][kStride]
   __nv_bfloat16* vs = ks + 2 * kTile;                              // [2][kTileKeys][kStride]
   __shared__ float red_m[kMmaWarps][16], red_l[kMmaWarps][16];
+  pdl_wait();  // q and this step's K/V row come from the kernel before
+  pdl_trigger();
 
   const int64_t split = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
   const int64_t k0 = split * a.keys_per_split;
@@ -470,6 +473,8 @@ __global__ void __launch_bounds__(kMmaThreads) decode_attention_mma_kernel(Decod
 template <int D>
 __global__ void decode_merge_mma_kernel(DecodeAttentionArgs a) {
   constexpr int kPer = D / 32;
+  pdl_wait();
+  pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int64_t bh = blockIdx.x * int64_t{blockDim.x / 32} + (threadIdx.x >> 5);
   if (bh >= a.B * a.H) return;
@@ -527,12 +532,13 @@ void launch_mma(const DecodeAttentionArgs& a) {
                        cudaSharedmemCarveoutMaxShared);
   const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.Hkv),
                   static_cast<unsigned>(a.B));
-  decode_attention_mma_kernel<D><<<grid, kMmaThreads, smem>>>(a);
+  launch_pdl(decode_attention_mma_kernel<D>, grid, dim3(kMmaThreads), smem, a);
   check_launch("decode_attention");
   constexpr int kMergeWarps = 8;
   const int64_t warps = a.B * a.H;
-  decode_merge_mma_kernel<D>
-      <<<static_cast<unsigned>((warps + kMergeWarps - 1) / kMergeWarps), 32 * kMergeWarps>>>(a);
+  launch_pdl(decode_merge_mma_kernel<D>,
+             dim3(static_cast<unsigned>((warps + kMergeWarps - 1) / kMergeWarps)),
+             dim3(32 * kMergeWarps), 0, a);
   check_launch("decode_attention (merge)");
 }
 

@@ -6,6 +6,7 @@
 
 #include "backend/cuda/common_cuda.cuh"
 #include "backend/cuda/decode_kernels.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace stepaudio::cuda {
 
@@ -53,6 +54,8 @@ __global__ void qkv_rope_append_kernel(const float* qkv, int64_t B, int64_t H, i
                                        C* kc, C* vc, int64_t max_len, double theta, float* q) {
   const int64_t half = D / 2, W = (H + 2 * Hkv) * D;
   const int64_t n_rot = B * (H + Hkv) * half, n_v = B * Hkv * D;
+  pdl_wait();  // qkv comes from the product before
+  pdl_trigger();
   for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n_rot + n_v;
        t += int64_t{gridDim.x} * blockDim.x) {
     if (t < n_rot) {
@@ -85,6 +88,8 @@ __global__ void qkv_rope_append_kernel(const float* qkv, int64_t B, int64_t H, i
 
 __global__ void swiglu_kernel(const float* gu, int64_t B, int64_t I, float* y) {
   const int64_t n = B * I;
+  pdl_wait();
+  pdl_trigger();
   for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n;
        t += int64_t{gridDim.x} * blockDim.x) {
     const int64_t b = t / I, i = t % I;
@@ -122,18 +127,18 @@ void launch_qkv_rope_append(const float* qkv, int64_t B, int64_t H, int64_t Hkv,
                             float* q) {
   const int64_t n = B * (H + Hkv) * (D / 2) + B * Hkv * D;
   if (bf16_cache)
-    qkv_rope_append_kernel<__nv_bfloat16><<<grid_for(n, kThreads), kThreads>>>(
-        qkv, B, H, Hkv, D, positions, slots, static_cast<__nv_bfloat16*>(k_cache),
-        static_cast<__nv_bfloat16*>(v_cache), max_len, theta, q);
+    launch_pdl(qkv_rope_append_kernel<__nv_bfloat16>, dim3(grid_for(n, kThreads)), dim3(kThreads),
+               0, qkv, B, H, Hkv, D, positions, slots, static_cast<__nv_bfloat16*>(k_cache),
+               static_cast<__nv_bfloat16*>(v_cache), max_len, theta, q);
   else
-    qkv_rope_append_kernel<float><<<grid_for(n, kThreads), kThreads>>>(
-        qkv, B, H, Hkv, D, positions, slots, static_cast<float*>(k_cache),
-        static_cast<float*>(v_cache), max_len, theta, q);
+    launch_pdl(qkv_rope_append_kernel<float>, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, qkv,
+               B, H, Hkv, D, positions, slots, static_cast<float*>(k_cache),
+               static_cast<float*>(v_cache), max_len, theta, q);
   check_launch("qkv_rope_append");
 }
 
 void launch_swiglu(const float* gu, int64_t B, int64_t I, float* y) {
-  swiglu_kernel<<<grid_for(B * I, kThreads), kThreads>>>(gu, B, I, y);
+  launch_pdl(swiglu_kernel, dim3(grid_for(B * I, kThreads)), dim3(kThreads), 0, gu, B, I, y);
   check_launch("swiglu");
 }
 

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "backend/cuda/common_cuda.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace stepaudio::cuda {
 
@@ -105,8 +106,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   // kernel, so start pulling the first of them into L2 while it drains, then wait for x.
   for (int64_t i = 0; i < kPrefetch; ++i)
     if (lane + 32 * i < nv) asm volatile("prefetch.global.L2 [%0];" ::"l"(wr + lane + 32 * i));
-  asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+  pdl_wait();
+  pdl_trigger();
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
@@ -214,9 +216,8 @@ __global__ void __launch_bounds__(kFusedWarps * 32) fused_gemv_kernel(FusedGemvA
         if (lane + 32 * i < nv)
           asm volatile("prefetch.global.L2 [%0];" ::"l"(wr[r] + lane + 32 * i));
   }
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
+  pdl_wait();
+  pdl_trigger();
 
   // Stage the M rows of x, with the op before the product applied.
   const float4* x4 = reinterpret_cast<const float4*>(a.x);
@@ -352,10 +353,13 @@ __global__ void im2col_kernel(const float* x, int64_t B, int64_t C, int64_t T, i
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// Programmatic dependent launch (Hopper): the GEMV's blocks may start while the previous
-// kernel's last blocks still run, prefetch weights, and wait in griddepcontrol.wait for its
-// results. Off by default: inside the captured decode graph it measured neutral to slightly
-// slower (H200, 2026-11-29: 190.7 vs 191.8 tok/s at batch 1); STEPAUDIO_PDL=1 turns it on.
+}  // namespace
+
+// Programmatic dependent launch (pdl.cuh): the GEMV's blocks may start while the previous
+// kernel's last blocks still run, prefetch weights, and wait in pdl_wait() for its results.
+// Off by default: measured with the GEMVs alone it was neutral (H200, 2026-11-29: 190.7 vs
+// 191.8 tok/s at batch 1); STEPAUDIO_PDL=1 turns it on for the whole decode chain.
+namespace {
 bool pdl_supported() {
   int dev = 0, major = 0;
   cudaGetDevice(&dev);
@@ -364,6 +368,8 @@ bool pdl_supported() {
 }
 
 int g_pdl = -1;  // -1: not decided yet
+}  // namespace
+
 bool pdl_enabled() {
   if (g_pdl < 0) {
     const char* e = std::getenv("STEPAUDIO_PDL");
@@ -372,25 +378,7 @@ bool pdl_enabled() {
   return g_pdl == 1;
 }
 
-// A plain launch, or with programmatic stream serialisation when PDL is on (same arguments).
-template <typename... P, typename... A>
-void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
-  if (!pdl_enabled()) {
-    kernel<<<grid, block, smem>>>(args...);
-    return;
-  }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = cudaStreamPerThread;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...);
-}
+namespace {
 
 template <typename W, typename B, int M>
 void gemv_m(const float* x, const W* w, const B* b, float* y, int64_t N, int64_t K,

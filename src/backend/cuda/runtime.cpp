@@ -33,6 +33,16 @@ void memset_zero(void* p, size_t bytes, int device) {
   CUDA_CHECK(cudaMemset(p, 0, bytes));
 }
 
+void finish_thread_work() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+    cudaGetLastError();
+    return;
+  }
+  CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+  share_thread_blocks();
+}
+
 void copy(void* dst, bool dst_device, const void* src, bool src_device, size_t bytes) {
   cudaMemcpyKind kind = dst_device
                             ? (src_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)

@@ -15,4 +15,9 @@ void memset_zero(void* p, size_t bytes, int device);
 // Synchronous copy; the flags say which side is device memory.
 void copy(void* dst, bool dst_device, const void* src, bool src_device, size_t bytes);
 
+// Hand-over between host threads that drive the GPU (each on its own default stream): waits for
+// the work the calling thread has queued, then lets other threads reuse the blocks it freed.
+// Does nothing without a usable GPU.
+void finish_thread_work();
+
 }  // namespace stepaudio::cuda
