@@ -25,6 +25,10 @@ struct SpeechOptions {
   Device device = Device::cpu();
   uint64_t seed = 0;    // the random sources of the flow and the vocoder
   int flow_steps = 10;  // flow-matching Euler steps (the official 10)
+  // GPU numerics: "fp32" (exact, as the official code) or "fast" (TF32 products, bf16 attention,
+  // noise drawn on the GPU); empty: fast on a GPU, fp32 on the CPU (which computes fp32 either
+  // way).
+  std::string precision = {};
 };
 
 class Speaker {

@@ -29,8 +29,10 @@ Speaker::~Speaker() = default;
 Speaker Speaker::load(const std::string& token2wav_dir, const std::string& voice_path,
                       const SpeechOptions& o) {
   if (o.flow_steps < 1) fail("speech: flow_steps must be >= 1, got {}", o.flow_steps);
-  Voice voice = load_voice(voice_path);
   Token2wavOptions t;
+  if (!o.precision.empty())
+    t.precision = parse_t2w_precision(o.precision, "speech: SpeechOptions::precision");
+  Voice voice = load_voice(voice_path);
   t.seed = o.seed;
   t.n_timesteps = o.flow_steps;
   return Speaker(

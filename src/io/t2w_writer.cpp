@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "model/t2w_weights.h"
 #include "model/voice.h"
 
 namespace stepaudio {
@@ -287,6 +288,28 @@ void write_text_atomic(const fs::path& path, const std::string& text) {
 }
 
 }  // namespace
+
+std::map<std::string, Tensor> random_t2w_weights(const TensorLayout& layout, uint64_t seed,
+                                                 const std::string& where) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::pair<std::string, Tensor>> raw;
+  for (const auto& [name, shape] : layout) {
+    Tensor t = Tensor::empty(shape, DType::F32);
+    const int64_t n = t.numel();
+    const int64_t fan_in = shape.size() >= 2 && shape[0] > 0 ? n / shape[0] : 1;
+    const bool vec = shape.size() == 1;
+    const bool ones = vec && (name.ends_with(".weight") || name.ends_with("alpha"));
+    const bool wn_g = name.ends_with("original0") || name.ends_with("weight_g");
+    const float a = vec ? (ones ? 0.1f : 0.02f) : 1.f / std::sqrt(static_cast<float>(fan_in));
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      const float u = static_cast<float>(rng() >> 40) * 0x1.0p-24f * 2.f - 1.f;
+      p[i] = wn_g ? 1.f + 0.1f * u : (ones ? 1.f : 0.f) + a * u;
+    }
+    raw.emplace_back(name, std::move(t));
+  }
+  return fold_t2w_weights(std::move(raw), where);
+}
 
 T2wWriteSummary write_random_token2wav(const std::string& dir, const T2wPreset& preset,
                                        uint64_t seed, int64_t voice_codes) {

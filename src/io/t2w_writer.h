@@ -5,6 +5,7 @@
 // demo and benchmarks without the real weights; the output is noise, not speech.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,13 @@ TensorLayout flow_weight_layout(const FlowConfig& c);
 TensorLayout hift_weight_layout(int64_t base_channels, int64_t cond_channels,
                                 int64_t in_channels = 80);
 uint64_t layout_params(const TensorLayout& layout);
+
+// In-memory random weights for a layout, weight norm folded as at load (fold_t2w_weights):
+// matrices and conv kernels uniform in +-1/sqrt(fan_in), norm weights and Snake alphas around 1,
+// biases small, weight-norm g around 1, so that activations stay in range through the full-size
+// stacks. For benchmarks and GPU tests that need a model without files.
+std::map<std::string, Tensor> random_t2w_weights(const TensorLayout& layout, uint64_t seed,
+                                                 const std::string& where);
 
 struct T2wWriteSummary {
   uint64_t flow_params = 0, hift_params = 0;

@@ -6,6 +6,7 @@
 #include "ops/conv_ops.h"
 #include "ops/flow_ops.h"
 #include "ops/ops.h"
+#include "ops/vocoder_ops.h"
 
 namespace stepaudio {
 
@@ -33,6 +34,18 @@ Tensor causal_conv(const Tensor& x, const Tensor& w, const Tensor& b, Tensor* ct
 }
 
 }  // namespace
+
+T2wPrecision parse_t2w_precision(const std::string& text, const std::string& where) {
+  if (text == "fp32") return T2wPrecision::Fp32;
+  if (text == "fast") return T2wPrecision::Fast;
+  fail("{}: unknown token2wav precision '{}', expected fp32 or fast", where, text);
+}
+
+const char* t2w_precision_name(T2wPrecision p) { return p == T2wPrecision::Fast ? "fast" : "fp32"; }
+
+Tensor DiT::lin(const Tensor& x, const Tensor& w, const Tensor& b) const {
+  return fast() ? ops::linear_tf32(x, w, b) : ops::linear(x, w, b);
+}
 
 DiT::DiT(const DiTConfig& c, const WeightFn& get) : c_(c) {
   const std::string p = "decoder.estimator.";
@@ -88,15 +101,44 @@ void DiT::to(Device d) {
                       &b.fc1_w,     &b.fc1_b,     &b.fc2_w,   &b.fc2_b,   &b.conv1_w, &b.conv1_b,
                       &b.conv_ln_w, &b.conv_ln_b, &b.conv2_w, &b.conv2_b, &b.ada_w,   &b.ada_b})
       *t = on(*t, d);
+  prepare_fused();
+}
+
+void DiT::prepare_fused() {
+  const bool want = fast() && device().is_cuda();
+  for (Block& b : blocks_) {
+    const bool f32 =
+        b.q_w.dtype() == DType::F32 && b.k_w.dtype() == DType::F32 && b.v_w.dtype() == DType::F32;
+    if (!want || !f32) {
+      b.qkv_w = b.qkv_b = Tensor();
+    } else if (!b.qkv_w.defined() || b.qkv_w.device() != device()) {
+      b.qkv_w = ops::concat_axis({b.q_w, b.k_w, b.v_w}, 0);
+      b.qkv_b = ops::concat_axis({b.q_b, b.k_b, b.v_b}, 0);
+    }
+    for (auto [w, taps] : {std::pair{&b.conv1_w, &b.conv1_taps}, {&b.conv2_w, &b.conv2_taps}}) {
+      if (!want || w->dtype() != DType::F32)
+        *taps = Tensor();
+      else if (!taps->defined() || taps->device() != device())
+        *taps = ops::conv_taps(*w);
+    }
+  }
 }
 
 Tensor DiT::attention(const Block& b, const Tensor& x, Tensor* k_cache, Tensor* v_cache) const {
   const int64_t B = x.dim(0), T = x.dim(1), H = c_.num_heads, Dh = c_.head_dim;
-  Tensor q =
-      ops::layer_norm(ops::linear(x, b.q_w, b.q_b).reshape({B, T, H, Dh}), b.qn_w, b.qn_b, kEps);
-  Tensor k =
-      ops::layer_norm(ops::linear(x, b.k_w, b.k_b).reshape({B, T, H, Dh}), b.kn_w, b.kn_b, kEps);
-  Tensor v = ops::linear(x, b.v_w, b.v_b).reshape({B, T, H, Dh});
+  Tensor q, k, v;
+  if (b.qkv_w.defined()) {  // fast mode on the GPU: one product, one split + norm kernel
+    // Written in bf16, the flash kernel's input, unless they go into the cache (kept in F32: the
+    // stream concatenates and trims it with the F32 ops).
+    const DType qkv_type = k_cache ? DType::F32 : DType::BF16;
+    std::vector<Tensor> qkv = ops::split_qkv_norm(lin(x, b.qkv_w, b.qkv_b), H, Dh, b.qn_w, b.qn_b,
+                                                  b.kn_w, b.kn_b, kEps, qkv_type);
+    q = qkv[0], k = qkv[1], v = qkv[2];
+  } else {
+    q = ops::layer_norm(lin(x, b.q_w, b.q_b).reshape({B, T, H, Dh}), b.qn_w, b.qn_b, kEps);
+    k = ops::layer_norm(lin(x, b.k_w, b.k_b).reshape({B, T, H, Dh}), b.kn_w, b.kn_b, kEps);
+    v = lin(x, b.v_w, b.v_b).reshape({B, T, H, Dh});
+  }
   if (k_cache && v_cache) {
     // New frames first, then the cache, as the official code keeps them. Attention does not
     // care (no positions, no mask), but the cache trimming of a long stream does.
@@ -109,14 +151,22 @@ Tensor DiT::attention(const Block& b, const Tensor& x, Tensor* k_cache, Tensor* 
   }
   ops::AttentionOptions opt;
   opt.scale = 1.f / std::sqrt(static_cast<float>(Dh));
+  // Fast: the bf16 tensor-core flash kernel (q, k, v and the probabilities rounded to bf16,
+  // softmax and sums in fp32). q and k are LayerNormed, so the scores stay small and the rounding
+  // costs about 3 significant digits of each attention output, not more.
+  if (fast()) opt.compute = DType::BF16;
   Tensor a = ops::attention(q, k, v, opt).reshape({B, T, H * Dh});
-  return ops::linear(a, b.proj_w, b.proj_b);
+  return lin(a, b.proj_w, b.proj_b);
 }
 
 Tensor DiT::conv_block(const Block& b, const Tensor& x, Tensor* ctx1, Tensor* ctx2) const {
+  if (fast()) {  // channels-last throughout: no transposes around the convs
+    Tensor h = ops::causal_conv_cl(x, b.conv1_w, b.conv1_b, ctx1, true, b.conv1_taps);
+    h = ops::layer_norm_mish(h, b.conv_ln_w, b.conv_ln_b, kEps);
+    return ops::causal_conv_cl(h, b.conv2_w, b.conv2_b, ctx2, true, b.conv2_taps);
+  }
   Tensor h = causal_conv(ops::transpose_last2(x), b.conv1_w, b.conv1_b, ctx1);
-  h = ops::layer_norm(ops::transpose_last2(h), b.conv_ln_w, b.conv_ln_b, kEps);
-  ops::mish_(h);
+  h = ops::layer_norm_mish(ops::transpose_last2(h), b.conv_ln_w, b.conv_ln_b, kEps);
   return ops::transpose_last2(causal_conv(ops::transpose_last2(h), b.conv2_w, b.conv2_b, ctx2));
 }
 
@@ -145,38 +195,57 @@ Tensor DiT::forward(const Tensor& x_in, const Tensor& mu_in, const Tensor& t_in,
     fail("DiT: the cache holds {} blocks, the model has {}", cache->k.size(), depth);
 
   Tensor temb = ops::timestep_embedding(t, kFreqDim, kTimeScale, kMaxPeriod);
-  temb = ops::linear(temb, t1_w_, t1_b_);
+  temb = lin(temb, t1_w_, t1_b_);
   ops::silu_(temb);
-  temb = ops::linear(temb, t2_w_, t2_b_);
+  temb = lin(temb, t2_w_, t2_b_);
   if (trace) trace->emplace_back("dit/t_emb", temb);
-  Tensor cvec = temb.clone();  // every adaLN reads SiLU(t_emb)
+  // Every adaLN reads SiLU(t_emb). An ops copy, not clone(): clone's synchronous cudaMemcpy
+  // cannot be captured in a CUDA graph (Flow::solve captures one Euler step).
+  Tensor cvec = Tensor::empty(temb.shape(), DType::F32, temb.device());
+  ops::copy_(cvec, temb);
   ops::silu_(cvec);
 
   Tensor h = ops::concat_axis({x, mu, ops::repeat_time(spks, T), cond}, 1);
-  h = ops::linear(ops::transpose_last2(h), in_w_, in_b_);    // [B, T, C]
+  h = lin(ops::transpose_last2(h), in_w_, in_b_);            // [B, T, C]
   if (trace) trace->emplace_back("dit/in_proj", h.clone());  // h is updated in place below
 
+  // Each gated residual is added by the next adaLN's kernel (one pass over h for both): the
+  // pending (gate, y) until then. With a trace every block's h is complete at its end.
+  Tensor pend_gate, pend_y;
+  auto norm = [&](const Tensor& shift, const Tensor& scale) {
+    if (!pend_y.defined()) return ops::modulated_layer_norm(h, shift, scale, kAdaEps);
+    Tensor r = ops::gated_add_modulated_ln_(h, pend_gate, pend_y, shift, scale, kAdaEps);
+    pend_gate = pend_y = Tensor();
+    return r;
+  };
   for (size_t i = 0; i < depth; ++i) {
     const Block& b = blocks_[i];
-    // chunk(9): shift/scale/gate for attention, MLP, conv (in that order).
-    Tensor mod = ops::linear(cvec, b.ada_w, b.ada_b);
-    auto part = [&](int64_t j) { return ops::chunk_last(mod, 9, j); };
-    Tensor a = attention(b, ops::modulated_layer_norm(h, part(0), part(1), kAdaEps),
-                         cache ? &cache->k[i] : nullptr, cache ? &cache->v[i] : nullptr);
-    ops::gated_add_(h, part(2), a);
-    Tensor cv = conv_block(b, ops::modulated_layer_norm(h, part(6), part(7), kAdaEps),
-                           cache ? &cache->ctx1[i] : nullptr, cache ? &cache->ctx2[i] : nullptr);
-    ops::gated_add_(h, part(8), cv);
-    Tensor m =
-        ops::linear(ops::modulated_layer_norm(h, part(3), part(4), kAdaEps), b.fc1_w, b.fc1_b);
+    // chunk(9): shift/scale/gate for attention, MLP, conv (in that order), split in one copy.
+    const Tensor mod = ops::chunks_last(lin(cvec, b.ada_w, b.ada_b), 9);
+    auto part = [&](int64_t j) {
+      return mod.slice_rows(j, j + 1).reshape({mod.dim(1), mod.dim(2)});
+    };
+    pend_y = attention(b, norm(part(0), part(1)), cache ? &cache->k[i] : nullptr,
+                       cache ? &cache->v[i] : nullptr);
+    pend_gate = part(2);
+    pend_y = conv_block(b, norm(part(6), part(7)), cache ? &cache->ctx1[i] : nullptr,
+                        cache ? &cache->ctx2[i] : nullptr);
+    pend_gate = part(8);
+    Tensor m = lin(norm(part(3), part(4)), b.fc1_w, b.fc1_b);
     ops::gelu_tanh_(m);
-    ops::gated_add_(h, part(5), ops::linear(m, b.fc2_w, b.fc2_b));
-    if (trace) trace->emplace_back(fmt::format("dit/block{}_out", i), h.clone());
+    pend_y = lin(m, b.fc2_w, b.fc2_b);
+    pend_gate = part(5);
+    if (trace) {
+      ops::gated_add_(h, pend_gate, pend_y);
+      pend_gate = pend_y = Tensor();
+      trace->emplace_back(fmt::format("dit/block{}_out", i), h.clone());
+    }
   }
-  Tensor fmod = ops::linear(cvec, final_ada_w_, final_ada_b_);
-  Tensor out = ops::linear(ops::modulated_layer_norm(h, ops::chunk_last(fmod, 2, 0),
-                                                     ops::chunk_last(fmod, 2, 1), kAdaEps),
-                           final_w_, final_b_);  // [B, T, out]
+  const Tensor fmod = ops::chunks_last(lin(cvec, final_ada_w_, final_ada_b_), 2);
+  const int64_t B = fmod.dim(1), C = fmod.dim(2);
+  Tensor out =
+      lin(norm(fmod.slice_rows(0, 1).reshape({B, C}), fmod.slice_rows(1, 2).reshape({B, C})),
+          final_w_, final_b_);  // [B, T, out]
   if (trace) trace->emplace_back("dit/final_out", out);
   out = ops::transpose_last2(out);
   if (trace) trace->emplace_back("dit/out", out);

@@ -1,10 +1,18 @@
 #include "model/flow.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
+#include "core/log.h"
 #include "ops/act_ops.h"
 #include "ops/flow_ops.h"
 #include "ops/ops.h"
+#include "ops/vocoder_ops.h"
+
+#if STEPAUDIO_CUDA
+#include "backend/cuda/graph.h"
+#endif
 
 namespace stepaudio {
 
@@ -19,6 +27,15 @@ Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape(), DType::F32,
 
 // t on device d (no copy when it is there already).
 Tensor on(const Tensor& t, Device d) { return !t.defined() || t.device() == d ? t : t.to(d); }
+
+// STEPAUDIO_T2W_GRAPH=0 turns the graphed Euler loop off (read once).
+bool graphs_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("STEPAUDIO_T2W_GRAPH");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
 
 }  // namespace
 
@@ -36,6 +53,8 @@ void Flow::to(Device d) {
   dit_.to(d);
   for (Tensor* t : {&embed_table_, &spk_w_, &spk_b_, &proj_w_, &proj_b_}) *t = on(*t, d);
 }
+
+void Flow::set_precision(T2wPrecision p) { dit_.set_precision(p); }
 
 std::vector<float> Flow::time_grid(int n) {
   if (n < 1) fail("flow: n_timesteps must be >= 1, got {}", n);
@@ -61,8 +80,12 @@ void Flow::check_ids(std::span<const int32_t> ids, const char* what) const {
 
 Tensor Flow::initial_state(const Tensor& table, int64_t begin, int64_t end) const {
   const int64_t O = c_.output_size;
-  if (!table.defined())
+  if (!table.defined()) {
+    if (precision() == T2wPrecision::Fast && device().is_cuda())
+      return ops::frame_noise_fast(noise_seed_, O, begin, end, device())
+          .reshape({1, O, end - begin});
     return on(ops::frame_noise(noise_seed_, O, begin, end), device()).reshape({1, O, end - begin});
+  }
   if (table.dtype() != DType::F32 || table.ndim() != 2 || table.dim(0) != O || table.dim(1) < end)
     fail("flow: the noise must be F32 [{}, >= {}] (frames up to {}), got {}", O, end, end,
          table.desc());
@@ -117,6 +140,10 @@ Tensor Flow::solve(const Tensor& x0_in, const Tensor& mu_in, const Tensor& spks_
     }
   }
   const Tensor t_all = on(Tensor::from_vector(times, {n_timesteps, 2}), dev);
+  last_graphed_ = false;
+  if (!trace && !caches && dev.is_cuda() && precision() == T2wPrecision::Fast && use_graph_ &&
+      graphs_enabled() && solve_graphed(x, mu_cfg, spks_cfg, cond_cfg, t_all, dts, rate, keep))
+    return x;
   for (int step = 1; step <= n_timesteps; ++step) {
     const float dt = dts[static_cast<size_t>(step - 1)];
     Tensor v = dit_.forward(ops::concat_axis({x, x}, 0), mu_cfg,
@@ -130,6 +157,60 @@ Tensor Flow::solve(const Tensor& x0_in, const Tensor& mu_in, const Tensor& spks_
   }
   if (trace) trace->emplace_back("flow/x_steps", ops::concat_axis(steps, 0));
   return x;
+}
+
+bool Flow::solve_graphed(Tensor& x, const Tensor& mu_cfg, const Tensor& spks_cfg,
+                         const Tensor& cond_cfg, const Tensor& t_all, const std::vector<float>& dts,
+                         float rate, float keep) const {
+#if STEPAUDIO_CUDA
+  const Device dev = device();
+  // Fixed buffers: the step reads its time from t_buf and writes the guided velocity to
+  // `guided`; x is updated in place, so its address stays the one captured.
+  Tensor t_buf = Tensor::empty({2}, DType::F32, dev);
+  Tensor guided = Tensor::empty({1, x.dim(1), x.dim(2)}, DType::F32, dev);
+  auto step = [&] {
+    const Tensor v = dit_.forward(ops::concat_axis({x, x}, 0), mu_cfg, t_buf, spks_cfg, cond_cfg);
+    ops::copy_(guided, v.slice_rows(0, 1));  // (1 + r) v_cond - r v_uncond
+    ops::scale_(guided, keep);
+    ops::axpy_(guided, -rate, v.slice_rows(1, 2));
+  };
+  auto set_time = [&](size_t s) {
+    ops::copy_(t_buf, t_all.slice_rows(static_cast<int64_t>(s), static_cast<int64_t>(s) + 1));
+  };
+  // The first step runs op by op: it sets up what must not happen under capture (cuBLASLt
+  // plans and workspace, kernel attributes) and is the same arithmetic as a replay.
+  set_time(0);
+  step();
+  ops::axpy_(x, dts[0], guided);
+  last_graphed_ = false;
+  if (dts.size() < 2) return true;
+  cuda::Graph graph(dev.index);
+  try {
+    graph.capture(step);
+    last_graphed_ = true;
+  } catch (const Error& e) {
+    static bool warned = false;
+    if (!warned)
+      log::warn(
+          "flow: the Euler step could not be captured as a CUDA graph ({}); running it op "
+          "by op",
+          e.what());
+    warned = true;
+  }
+  for (size_t s = 1; s < dts.size(); ++s) {
+    set_time(s);
+    if (last_graphed_)
+      graph.replay();
+    else
+      step();
+    ops::axpy_(x, dts[s], guided);
+  }
+  return true;
+#else
+  (void)x, (void)mu_cfg, (void)spks_cfg, (void)cond_cfg, (void)t_all, (void)dts, (void)rate,
+      (void)keep;
+  return false;
+#endif
 }
 
 Tensor Flow::inference(std::span<const int32_t> prompt_codes, std::span<const int32_t> codes,

@@ -75,19 +75,39 @@ class Flow {
   // on it).
   void to(Device d);
   Device device() const { return embed_table_.device(); }
+  // The GPU numerics (T2wPrecision; default Fp32). Fast also draws the seeded initial state on the
+  // GPU (ops::frame_noise_fast) instead of the CPU table (ops::frame_noise). Set it before
+  // setup_cache: a stream's caches are only valid for the precision they were made with.
+  void set_precision(T2wPrecision p);
+  T2wPrecision precision() const { return dit_.precision(); }
+  // Fast mode on the GPU: an offline solve() captures one Euler step (CFG batch DiT call and the
+  // guidance) as a CUDA graph and replays it per step, the step time read from a device buffer.
+  // On by default; off here or with STEPAUDIO_T2W_GRAPH=0 (a failed capture also falls back to
+  // launching every op, with a warning).
+  void set_use_graph(bool on) { use_graph_ = on; }
+  // Whether the last offline solve() replayed a captured graph (for tests and benchmarks).
+  bool last_solve_graphed() const { return last_graphed_; }
   const FlowEncoder& encoder() const { return encoder_; }
   const DiT& estimator() const { return dit_; }
 
  private:
   void check_ids(std::span<const int32_t> ids, const char* what) const;
-  // Frames [begin, end) of `table` [out, N] (or of ops::frame_noise when undefined) as [1, out, n].
+  // Frames [begin, end) of `table` [out, N] (or of the seeded frame table when undefined: ops::
+  // frame_noise, or ops::frame_noise_fast on the GPU in the fast mode) as [1, out, n].
   Tensor initial_state(const Tensor& table, int64_t begin, int64_t end) const;
+
+  // The graphed Euler loop (see set_use_graph); false when the capture failed (x untouched).
+  bool solve_graphed(Tensor& x, const Tensor& mu_cfg, const Tensor& spks_cfg,
+                     const Tensor& cond_cfg, const Tensor& t_all, const std::vector<float>& dts,
+                     float rate, float keep) const;
 
   FlowConfig c_;
   FlowEncoder encoder_;
   DiT dit_;
   Tensor embed_table_, spk_w_, spk_b_, proj_w_, proj_b_;
   uint64_t noise_seed_;
+  bool use_graph_ = true;
+  mutable bool last_graphed_ = false;
 };
 
 }  // namespace stepaudio

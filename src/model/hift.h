@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "model/dit.h"
 #include "model/weights.h"
 
 namespace stepaudio {
@@ -67,9 +68,22 @@ class HiftGenerator {
                      const Tensor& cache_source = {});
 
   // Random draws for F frames from this object's generator (std::mt19937_64; uniforms are the
-  // top 24 bits / 2^24, normals are Box-Muller pairs from two 53-bit uniforms).
+  // top 24 bits / 2^24, normals are Box-Muller pairs from two 53-bit uniforms). In the fast mode
+  // on the GPU the normals are drawn there instead (ops::counter_normal keyed by the seed, the
+  // counter continuing from the previous draw); rand_ini still comes from the mt19937_64.
   HiftNoise draw_noise(int64_t frames);
-  void reseed(uint64_t seed) { rng_.seed(seed); }
+  void reseed(uint64_t seed) {
+    rng_.seed(seed);
+    seed_ = seed;
+    counter_ = 0;
+  }
+
+  // The GPU numerics (T2wPrecision, default Fp32). Fast: the decoder's convolutions in TF32 and
+  // the NSF noise drawn on the GPU. The f0 predictor and the source stay exact in both modes: the
+  // source integrates f0 into a phase over the whole utterance, so a relative f0 error of 1e-3
+  // would become a phase drift of whole radians within seconds.
+  void set_precision(T2wPrecision p) { precision_ = p; }
+  T2wPrecision precision() const { return precision_; }
 
   // The stages on their own (tests feed each the reference input of that stage).
   Tensor predict_f0(const Tensor& mel) const;                     // [80, F] -> [F]
@@ -98,7 +112,12 @@ class HiftGenerator {
   std::vector<Conv> ups_, source_downs_;
   std::vector<int64_t> source_down_rates_;
   std::vector<ResBlock> source_resblocks_, resblocks_;
+  bool tf32() const { return precision_ == T2wPrecision::Fast; }
+
   std::mt19937_64 rng_;
+  uint64_t seed_ = 0;
+  int64_t counter_ = 0;  // the fast mode's next counter_normal draw
+  T2wPrecision precision_ = T2wPrecision::Fp32;
 };
 
 // The vocoder side of streaming token2wav (spec §7.8): each call vocodes the last 8 mel frames of

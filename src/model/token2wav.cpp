@@ -60,6 +60,7 @@ struct Token2wav::Impl {
   std::unique_ptr<Flow> flow;
   std::unique_ptr<HiftGenerator> hift;
   Stats stats;
+  std::vector<std::pair<std::string, FlowStreamState>> setups;  // newest last
 };
 
 Token2wav::Token2wav(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -85,6 +86,8 @@ Token2wav Token2wav::load(const std::string& dir, Device device) {
   if (device.is_cuda()) {  // weights uploaded once; every call then runs on the GPU
     impl->flow->to(device);
     impl->hift->to(device);
+    impl->flow->set_precision(T2wPrecision::Fast);
+    impl->hift->set_precision(T2wPrecision::Fast);
   }
   if (impl->hift->config().in_channels != impl->config.output_size)
     fail("{}: the vocoder takes {} mel bins, the flow makes {}", dir,
@@ -97,6 +100,30 @@ HiftGenerator& Token2wav::hift() { return *impl_->hift; }
 const std::string& Token2wav::dir() const { return impl_->dir; }
 Device Token2wav::device() const { return impl_->device; }
 const Token2wav::Stats& Token2wav::last_stats() const { return impl_->stats; }
+void Token2wav::set_precision(T2wPrecision p) {
+  impl_->flow->set_precision(p);
+  impl_->hift->set_precision(p);
+}
+T2wPrecision Token2wav::precision() const { return impl_->flow->precision(); }
+
+const FlowStreamState* Token2wav::cached_setup(const std::string& key) const {
+  for (const auto& [k, st] : impl_->setups)
+    if (k == key) return &st;
+  return nullptr;
+}
+
+void Token2wav::store_setup(std::string key, const FlowStreamState& state) {
+  constexpr size_t kMaxVoices = 4;
+  if (impl_->setups.size() >= kMaxVoices) impl_->setups.erase(impl_->setups.begin());
+  impl_->setups.emplace_back(std::move(key), state);
+}
+
+Tensor Token2wav::seeded_frame_noise(uint64_t seed, int64_t begin, int64_t end) const {
+  const int64_t O = impl_->config.output_size;
+  if (precision() == T2wPrecision::Fast && impl_->device.is_cuda())
+    return ops::frame_noise_fast(seed, O, begin, end, impl_->device);
+  return ops::frame_noise(seed, O, begin, end);
+}
 int64_t Token2wav::samples_per_code() const {
   return impl_->config.encoder.up_stride * impl_->hift->config().samples_per_frame();
 }
@@ -113,8 +140,9 @@ Tensor Token2wav::synthesize(std::span<const int32_t> codes, const Voice& voice,
   validate_voice(voice, "token2wav voice");
   if (codes.empty()) fail("token2wav: no speech codes to synthesise");
   check_codes(codes, "token2wav");
+  if (o.precision) set_precision(*o.precision);
   const FlowConfig& c = impl_->config;
-  const int64_t S = c.encoder.up_stride, O = c.output_size;
+  const int64_t S = c.encoder.up_stride;
   const int64_t Np = static_cast<int64_t>(voice.prompt_codes.size());
   const int64_t N = static_cast<int64_t>(codes.size());
   const int64_t frames = S * N, spf = impl_->hift->config().samples_per_frame();
@@ -129,7 +157,7 @@ Tensor Token2wav::synthesize(std::span<const int32_t> codes, const Voice& voice,
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   const Tensor noise =
-      o.flow_noise.defined() ? o.flow_noise : ops::frame_noise(o.seed, O, 0, S * (Np + N));
+      o.flow_noise.defined() ? o.flow_noise : seeded_frame_noise(o.seed, 0, S * (Np + N));
   const Tensor mel = impl_->flow->inference(voice.prompt_codes, codes, voice.prompt_mel,
                                             voice.speaker_embedding, o.n_timesteps, noise, o.trace);
   const auto t1 = clock::now();
@@ -158,6 +186,7 @@ Token2wavStream::Token2wavStream(Token2wav& t2w, const Voice& voice, const Token
     : t2w_(t2w), opt_(o), hift_(t2w.hift()) {
   if (o.trace) fail("token2wav stream: tracing works offline only");
   validate_voice(voice, "token2wav voice");
+  if (o.precision) t2w.set_precision(*o.precision);
   const FlowConfig& c = t2w.flow().config();
   const int64_t S = c.encoder.up_stride, L = c.encoder.pre_lookahead_len;
   const int64_t Np = static_cast<int64_t>(voice.prompt_codes.size());
@@ -167,11 +196,29 @@ Token2wavStream::Token2wavStream(Token2wav& t2w, const Voice& voice, const Token
   std::vector<int32_t> setup = voice.prompt_codes;
   for (int64_t i = 0; i < L; ++i) setup.push_back(voice.prompt_codes[static_cast<size_t>(i % Np)]);
   seeded_noise_ = !o.flow_noise.defined();
-  const Tensor table =
-      seeded_noise_ ? ops::frame_noise(o.seed, c.output_size, 0, prompt_frames_ + S * kChunkCodes)
-                    : o.flow_noise;
-  flow_ = t2w.flow().setup_cache(setup, voice.prompt_mel, voice.speaker_embedding, o.n_timesteps,
-                                 table);
+  // Everything the prompt's setup depends on (an injected noise table is not cached).
+  std::string key;
+  if (seeded_noise_) {
+    auto add = [&](const void* p, size_t n) { key.append(static_cast<const char*>(p), n); };
+    const uint64_t head[] = {o.seed, static_cast<uint64_t>(o.n_timesteps),
+                             static_cast<uint64_t>(t2w.precision()), setup.size()};
+    add(head, sizeof(head));
+    add(setup.data(), setup.size() * sizeof(int32_t));
+    for (const Tensor* t : {&voice.prompt_mel, &voice.speaker_embedding}) {
+      const Tensor h = t->device().is_cpu() ? *t : t->to(Device::cpu());
+      add(h.raw(), h.nbytes());
+    }
+  }
+  if (const FlowStreamState* hit = seeded_noise_ ? t2w.cached_setup(key) : nullptr) {
+    flow_ = *hit;
+  } else {
+    const Tensor table = seeded_noise_
+                             ? t2w.seeded_frame_noise(o.seed, 0, prompt_frames_ + S * kChunkCodes)
+                             : o.flow_noise;
+    flow_ = t2w.flow().setup_cache(setup, voice.prompt_mel, voice.speaker_embedding, o.n_timesteps,
+                                   table);
+    if (seeded_noise_) t2w.store_setup(std::move(key), flow_);
+  }
   if (!o.hift_noise) t2w.hift().reseed(o.seed);
 }
 
@@ -180,8 +227,7 @@ void Token2wavStream::extend_noise(int64_t frames) {
   const int64_t have = flow_.noise.dim(1);
   if (have >= frames) return;
   const int64_t want = std::max(frames, 2 * have);
-  flow_.noise =
-      ops::concat_time(flow_.noise, ops::frame_noise(opt_.seed, flow_.noise.dim(0), have, want));
+  flow_.noise = ops::concat_time(flow_.noise, t2w_.seeded_frame_noise(opt_.seed, have, want));
 }
 
 Tensor Token2wavStream::run_chunk(std::span<const int32_t> codes, bool last) {

@@ -35,14 +35,17 @@ struct Token2wavOptions {
   std::optional<HiftNoise> hift_noise;
   // Offline only: records flow/* and hift_gen/* under the golden names (inputs included).
   FlowTrace* trace = nullptr;
+  // The GPU numerics for this call and the ones after it (Token2wav::set_precision); absent:
+  // unchanged (a loaded Token2wav starts Fast on a GPU, Fp32 on the CPU). In the fast mode the
+  // seeded draws come from the GPU's counter generator, so they differ from the fp32 mode's.
+  std::optional<T2wPrecision> precision;
 };
 
 class Token2wav {
  public:
   // `dir` holds flow.yaml plus flow.safetensors or flow.pt, and hift.safetensors or hift.pt (the
   // safetensors copy is preferred when both exist). Throws Error naming the missing or bad file.
-  // The flow and vocoder run on the CPU for now: any other device is reported once and the CPU
-  // is used.
+  // The weights are uploaded once to `device` and every call runs there.
   static Token2wav load(const std::string& dir, Device device = Device::cpu());
 
   Token2wav(Token2wav&&) noexcept;
@@ -58,6 +61,9 @@ class Token2wav {
   HiftGenerator& hift();
   const std::string& dir() const;
   Device device() const;
+  // The flow's and the vocoder's GPU numerics (see T2wPrecision; the CPU computes fp32 either way).
+  void set_precision(T2wPrecision p);
+  T2wPrecision precision() const;
   // Samples per speech code: up_stride mel frames of 480 samples (960).
   int64_t samples_per_code() const;
 
@@ -71,6 +77,16 @@ class Token2wav {
   void check_codes(std::span<const int32_t> codes, const std::string& where) const;
 
  private:
+  friend class Token2wavStream;
+  // Frames [begin, end) of the seeded initial-state table for this precision and device.
+  Tensor seeded_frame_noise(uint64_t seed, int64_t begin, int64_t end) const;
+  // The flow's stream state right after setup_cache for a voice (with seeded noise), kept for
+  // the last few voices: a new stream for the same voice, seed, steps and precision starts from
+  // a copy instead of running the prompt through the encoder and 10 DiT calls again. Sharing is
+  // safe because the stream code never writes into a cache tensor (it replaces them).
+  const FlowStreamState* cached_setup(const std::string& key) const;
+  void store_setup(std::string key, const FlowStreamState& state);
+
   struct Impl;
   explicit Token2wav(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -48,7 +48,8 @@ Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, const Conv1d
                    padded, span));
   const bool cuda = on_cuda(op, {&x, &w, &b});
   Tensor bf = bias_f32(b, w.dim(0), op);
-  if (cuda) CUDA_OP(conv1d_ex(x, w, bf, o.stride, o.pad_left, o.pad_right, o.dilation, o.groups));
+  if (cuda)
+    CUDA_OP(conv1d_ex(x, w, bf, o.stride, o.pad_left, o.pad_right, o.dilation, o.groups, o.tf32));
   cpu::Conv1dShape s{x.dim(1), x.dim(2),   w.dim(0),   w.dim(2), (padded - span) / o.stride + 1,
                      o.stride, o.pad_left, o.dilation, o.groups};
   const int64_t B = x.dim(0);
@@ -61,7 +62,7 @@ Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, const Conv1d
 }
 
 Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
-                        int64_t padding) {
+                        int64_t padding, [[maybe_unused]] bool tf32) {
   const char* op = "conv_transpose1d";
   need_bct(x, op);
   need_float(w, op, "weight");
@@ -80,7 +81,7 @@ Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b, int64
   const bool cuda = on_cuda(op, {&x, &w, &b});
   const int64_t B = x.dim(0), Ci = x.dim(1), Co = w.dim(1);
   Tensor bf = bias_f32(b, Co, op);
-  if (cuda) CUDA_OP(conv_transpose1d(x, w, bf, stride, padding));
+  if (cuda) CUDA_OP(conv_transpose1d(x, w, bf, stride, padding, tf32));
   Tensor y = Tensor::empty({B, Co, To}, DType::F32);
   for (int64_t i = 0; i < B; ++i)
     cpu::conv_transpose1d(x.data<float>() + i * Ci * T, w.raw(), w.dtype(),

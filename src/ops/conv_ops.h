@@ -12,6 +12,9 @@ namespace stepaudio::ops {
 
 struct Conv1dOptions {
   int64_t stride = 1, pad_left = 0, pad_right = 0, dilation = 1, groups = 1;
+  // The fast token2wav mode: on the GPU the product runs in TF32 on the tensor cores (see
+  // ops::linear_tf32). The CPU always computes in fp32.
+  bool tf32 = false;
 };
 
 // PyTorch Conv1d with asymmetric zero padding. x F32 [B, C_in, T]; w [C_out, C_in/groups, K]
@@ -21,8 +24,9 @@ Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, const Conv1d
 
 // PyTorch ConvTranspose1d (groups 1, dilation 1, output_padding 0). w [C_in, C_out, K].
 // -> F32 [B, C_out, (T - 1) * stride - 2 * padding + K]
+// tf32 as Conv1dOptions::tf32.
 Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
-                        int64_t padding);
+                        int64_t padding, bool tf32 = false);
 
 enum class PadMode { Zero, Reflect, Replicate };
 // x [B, C, T] padded over T. Reflect is torch's (the edge sample is not repeated) and needs

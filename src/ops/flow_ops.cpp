@@ -1,7 +1,10 @@
 #include "ops/flow_ops.h"
 
 #include "backend/cpu/flow_cpu.h"
+#include "ops/act_ops.h"
+#include "ops/conv_ops.h"
 #include "ops/dispatch.h"
+#include "ops/ops.h"
 #if STEPAUDIO_CUDA
 #include "backend/cuda/t2w_ops_cuda.h"
 #endif
@@ -96,6 +99,43 @@ void gated_add_(Tensor& x, const Tensor& gate, const Tensor& y) {
   if (on_cuda(op, {&x, &gate, &y})) CUDA_OP(gated_add_(x, gate, y));
   cpu::gated_add(x.data<float>(), gate.data<float>(), y.data<float>(), x.dim(0), x.dim(1),
                  x.dim(2));
+}
+
+Tensor gated_add_modulated_ln_(Tensor& x, const Tensor& gate, const Tensor& y, const Tensor& shift,
+                               const Tensor& scale, float eps) {
+  const char* op = "gated_add_modulated_ln";
+  for (auto [t, n] : {std::pair<const Tensor*, const char*>{&x, "x"},
+                      {&gate, "gate"},
+                      {&y, "y"},
+                      {&shift, "shift"},
+                      {&scale, "scale"}})
+    need_f32(*t, op, n);
+  const Shape row{x.ndim() == 3 ? x.dim(0) : -1, x.ndim() == 3 ? x.dim(2) : -1};
+  need(x.ndim() == 3 && y.shape() == x.shape() && gate.shape() == row && shift.shape() == row &&
+           scale.shape() == row,
+       op,
+       fmt::format("expected x = y [B, T, C] and gate = shift = scale [B, C]; got x {}, y {}, gate "
+                   "{}, shift {}, scale {}",
+                   x.desc(), y.desc(), gate.desc(), shift.desc(), scale.desc()));
+  if (on_cuda(op, {&x, &gate, &y, &shift, &scale}))
+    CUDA_OP(gated_add_modulated_ln_(x, gate, y, shift, scale, eps));
+  gated_add_(x, gate, y);
+  return modulated_layer_norm(x, shift, scale, eps);
+}
+
+Tensor layer_norm_mish(const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
+  const char* op = "layer_norm_mish";
+  need_f32(x, op, "x");
+  need(x.ndim() >= 1 && w.defined() && b.defined() && w.numel() == x.dim(-1) &&
+           b.numel() == x.dim(-1),
+       op,
+       fmt::format("x {} vs weight {} / bias {}", x.desc(), w.defined() ? w.desc() : "none",
+                   b.defined() ? b.desc() : "none"));
+  if (w.dtype() == DType::F32 && b.dtype() == DType::F32 && on_cuda(op, {&x, &w, &b}))
+    CUDA_OP(layer_norm_mish(x, w, b, eps));
+  Tensor y = layer_norm(x, w, b, eps);
+  mish_(y);
+  return y;
 }
 
 Tensor chunk_last(const Tensor& x, int64_t n, int64_t i) {
@@ -195,6 +235,135 @@ void axpy_(Tensor& y, float a, const Tensor& x) {
        fmt::format("x {} and y {} must have the same shape", x.desc(), y.desc()));
   if (on_cuda("axpy", {&y, &x})) CUDA_OP(axpy_(y, a, x));
   cpu::axpy(y.data<float>(), a, x.data<float>(), y.numel());
+}
+
+Tensor linear_tf32(const Tensor& x, const Tensor& w, const Tensor& b) {
+  const bool f32 = x.defined() && w.defined() && x.dtype() == DType::F32 &&
+                   w.dtype() == DType::F32 && (!b.defined() || b.dtype() == DType::F32);
+  if (!f32 || !on_cuda("linear_tf32", {&x, &w, &b})) return linear(x, w, b);
+  need(x.ndim() >= 1 && w.ndim() == 2 && w.dim(1) == x.dim(-1), "linear_tf32",
+       fmt::format("x {} does not match weight {} (expected weight [out, {}])", x.desc(), w.desc(),
+                   x.ndim() ? x.dim(-1) : 0));
+  need(!b.defined() || (b.ndim() == 1 && b.dim(0) == w.dim(0)), "linear_tf32",
+       fmt::format("bias {} does not match weight {}", b.desc(), w.desc()));
+  CUDA_OP(linear_tf32(x, w, b));
+}
+
+Tensor conv_taps(const Tensor& w) {
+  need_f32(w, "conv_taps", "weight");
+  need(w.ndim() == 3, "conv_taps", fmt::format("weight must be [C_out, C, K], got {}", w.desc()));
+  const int64_t Co = w.dim(0), C = w.dim(1), K = w.dim(2);
+  return transpose_last2(w.reshape({1, Co * C, K})).reshape({K, Co, C});
+}
+
+Tensor causal_conv_cl(const Tensor& x, const Tensor& w, const Tensor& b, Tensor* ctx, bool tf32,
+                      const Tensor& taps) {
+  const char* op = "causal_conv_cl";
+  need_f32(x, op, "x");
+  need_float(w, op, "weight");
+  need(x.ndim() == 3 && w.ndim() == 3 && w.dim(1) == x.dim(2) && w.dim(2) >= 1, op,
+       fmt::format("x {} (expected [B, T, C]) does not match weight {} (expected [C_out, C, K])",
+                   x.desc(), w.desc()));
+  need(!b.defined() || (b.ndim() == 1 && b.dim(0) == w.dim(0)), op,
+       fmt::format("bias {} does not match weight {}", b.defined() ? b.desc() : "", w.desc()));
+  const int64_t B = x.dim(0), C = x.dim(2), P = w.dim(2) - 1;
+  const bool have_ctx = ctx && ctx->defined();
+  if (have_ctx) {
+    need_f32(*ctx, op, "context");
+    need(ctx->shape() == Shape{B, C, P}, op,
+         fmt::format("context {} must be [{}, {}, {}]", ctx->desc(), B, C, P));
+  }
+  if (taps.defined()) {
+    need_f32(taps, op, "taps");
+    need(taps.shape() == Shape{w.dim(2), w.dim(0), C}, op,
+         fmt::format("taps {} must be [K, C_out, C] = [{}, {}, {}]", taps.desc(), w.dim(2),
+                     w.dim(0), C));
+  }
+  const Tensor none;
+  const bool cuda = on_cuda(op, {&x, &w, &b, have_ctx ? ctx : &none, &taps});
+  if (cuda && tf32 && w.dtype() == DType::F32 && (!b.defined() || b.dtype() == DType::F32) &&
+      x.dim(1) > 0)
+    CUDA_OP(causal_conv_cl(x, w, b, ctx, taps));
+  // The reference: channels-first causal conv between two transposes.
+  const Tensor xc = transpose_last2(x);
+  Tensor y;
+  if (!ctx) {
+    y = conv1d_ex(xc, w, b, {.pad_left = P});
+  } else {
+    const Tensor prev = have_ctx ? *ctx : Tensor::zeros({B, C, P}, DType::F32, x.device());
+    const Tensor xin = concat_axis({prev, xc}, 2);
+    *ctx = slice_axis(xin, 2, xin.dim(2) - P, xin.dim(2));
+    y = conv1d_ex(xin, w, b, {});
+  }
+  return transpose_last2(y);
+}
+
+std::vector<Tensor> split_qkv_norm(const Tensor& qkv, int64_t H, int64_t D, const Tensor& qn_w,
+                                   const Tensor& qn_b, const Tensor& kn_w, const Tensor& kn_b,
+                                   float eps, DType out) {
+  const char* op = "split_qkv_norm";
+  need(out == DType::F32 || out == DType::BF16, op,
+       fmt::format("output type must be F32 or BF16, got {}", dtype_name(out)));
+  need_f32(qkv, op, "qkv");
+  need(H >= 1 && D >= 1 && qkv.ndim() == 3 && qkv.dim(2) == 3 * H * D, op,
+       fmt::format("qkv must be [B, T, 3*{}*{}], got {}", H, D, qkv.desc()));
+  for (auto [t, n] : {std::pair{&qn_w, "q_norm weight"},
+                      {&qn_b, "q_norm bias"},
+                      {&kn_w, "k_norm weight"},
+                      {&kn_b, "k_norm bias"}}) {
+    need_f32(*t, op, n);
+    need(t->shape() == Shape{D}, op, fmt::format("{} must be [{}], got {}", n, D, t->desc()));
+  }
+  if (on_cuda(op, {&qkv, &qn_w, &qn_b, &kn_w, &kn_b}))
+    CUDA_OP(split_qkv_norm(qkv, H, D, qn_w, qn_b, kn_w, kn_b, eps, out));
+  const int64_t B = qkv.dim(0), T = qkv.dim(1), I = H * D;
+  auto part = [&](int64_t i) {
+    return slice_axis(qkv, 2, i * I, (i + 1) * I).reshape({B, T, H, D});
+  };
+  std::vector<Tensor> r = {layer_norm(part(0), qn_w, qn_b, eps),
+                           layer_norm(part(1), kn_w, kn_b, eps), part(2)};
+  if (out != DType::F32)
+    for (Tensor& t : r) t = t.to_dtype(out);
+  return r;
+}
+
+Tensor chunks_last(const Tensor& x, int64_t n) {
+  need_f32(x, "chunks_last", "x");
+  need(x.ndim() == 2 && n >= 1 && x.dim(1) % n == 0, "chunks_last",
+       fmt::format("x must be [B, n*C] with n = {}, got {}", n, x.desc()));
+  const int64_t B = x.dim(0), C = x.dim(1) / n;
+  if (on_cuda("chunks_last", {&x})) CUDA_OP(chunks_last(x, n));
+  Tensor y = Tensor::empty({n, B, C}, DType::F32);
+  cpu::chunks_last(x.data<float>(), B, n, C, y.data<float>());
+  return y;
+}
+
+Tensor counter_normal(uint64_t seed, int64_t offset, const Shape& shape, Device device) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    need(d >= 0, "counter_normal", fmt::format("negative dimension in the shape ({})", d));
+    n *= d;
+  }
+  need(offset >= 0, "counter_normal", fmt::format("negative offset {}", offset));
+  if (device.is_cuda()) {
+#if STEPAUDIO_CUDA
+    return cuda::counter_normal(seed, offset, shape, device);
+#else
+    fail("counter_normal: this build has no CUDA backend");
+#endif
+  }
+  Tensor y = Tensor::empty(shape, DType::F32);
+  cpu::counter_normal(seed, offset, n, y.data<float>());
+  return y;
+}
+
+Tensor frame_noise_fast(uint64_t seed, int64_t channels, int64_t begin, int64_t end,
+                        Device device) {
+  need(channels >= 1 && begin >= 0 && begin <= end, "frame_noise_fast",
+       fmt::format("bad request: {} channels, frames [{}, {})", channels, begin, end));
+  const int64_t n = end - begin;
+  const Tensor by_frame = counter_normal(seed, begin * channels, {1, n, channels}, device);
+  return transpose_last2(by_frame).reshape({channels, n});
 }
 
 }  // namespace stepaudio::ops

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include "../ops/gpu_util.h"
@@ -57,6 +58,69 @@ TEST_F(T2wFlowOpsCuda, ModulatedLayerNormAndGatedAdd) {
   ops::gated_add_(cpu, gate, y);
   ops::gated_add_(g, gpu(gate), gpu(y));
   EXPECT_LE(rel_l2(g, cpu), kTol);
+}
+
+// The DiT's "gated residual, then the next adaLN" in one kernel (C % 4 == 0 and aligned: one
+// warp per row, float4) and the fallback (odd C, a misaligned shift view): x and the result as
+// the two CPU ops give them.
+TEST_F(T2wFlowOpsCuda, GatedAddThenModulatedLayerNorm) {
+  for (auto [B, T, C, misaligned] : {std::tuple{2, 700, 512, false},
+                                     {1, 3, 2048, false},
+                                     {2, 37, 30, false},
+                                     {2, 50, 512, true}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << B << " x " << T << " x " << C << (misaligned ? " +1" : ""));
+    const Tensor x = rand_f32({B, T, C}, 3.f), y = rand_f32({B, T, C}), gate = rand_f32({B, C}),
+                 scale = rand_f32({B, C});
+    const Tensor shift_big = rand_f32({B * C + 1, 1});
+    const Tensor shift =
+        shift_big.slice_rows(misaligned ? 1 : 0, B * C + (misaligned ? 1 : 0)).reshape({B, C});
+    Tensor cx = x.clone();
+    const Tensor ref = ops::gated_add_modulated_ln_(cx, gate, y, shift, scale, 1e-6f);
+    // On the CPU it is the two ops.
+    Tensor cx2 = x.clone();
+    ops::gated_add_(cx2, gate, y);
+    EXPECT_EQ(rel_l2(cx, cx2), 0.0);
+    EXPECT_EQ(rel_l2(ref, ops::modulated_layer_norm(cx2, shift, scale, 1e-6f)), 0.0);
+    Tensor gx = gpu(x);
+    const Tensor gshift =
+        gpu(shift_big).slice_rows(misaligned ? 1 : 0, B * C + (misaligned ? 1 : 0)).reshape({B, C});
+    const Tensor got =
+        ops::gated_add_modulated_ln_(gx, gpu(gate), gpu(y), gshift, gpu(scale), 1e-6f);
+    EXPECT_TRUE(got.device().is_cuda());
+    EXPECT_LE(rel_l2(gx, cx), kTol);
+    EXPECT_LE(rel_l2(got, ref), kTol);
+    // The plain modulated LayerNorm at the same shapes (the vectorised kernel and the fallback).
+    EXPECT_LE(rel_l2(ops::modulated_layer_norm(gpu(x), gshift, gpu(scale), 1e-6f),
+                     ops::modulated_layer_norm(x, shift, scale, 1e-6f)),
+              kTol);
+  }
+  Tensor gx = gpu(rand_f32({2, 5, 8}));
+  EXPECT_THROW(ops::gated_add_modulated_ln_(gx, gpu(rand_f32({2, 8})), gpu(rand_f32({2, 5, 8})),
+                                            gpu(rand_f32({2, 7})), gpu(rand_f32({2, 8})), 1e-6f),
+               Error);
+}
+
+// The conv block's LayerNorm + Mish in one kernel (float4 rows) and the fallback (odd width, a
+// view one float in), against the two CPU ops.
+TEST_F(T2wFlowOpsCuda, LayerNormMish) {
+  for (auto [R, C, misaligned] : {std::tuple<int64_t, int64_t, bool>{1400, 512, false},
+                                  {7, 2048, false},
+                                  {74, 30, false},
+                                  {100, 512, true}}) {
+    SCOPED_TRACE(::testing::Message() << R << " x " << C << (misaligned ? " +1" : ""));
+    const int64_t at = misaligned ? 1 : 0;
+    const Tensor base = rand_f32({R * C + 1, 1}, 3.f);
+    const Tensor xv = base.slice_rows(at, R * C + at).reshape({R, C});
+    const Tensor w = rand_f32({C}), b = rand_f32({C});
+    Tensor ref = ops::layer_norm(xv, w, b, 1e-5f);
+    ops::mish_(ref);
+    EXPECT_EQ(rel_l2(ops::layer_norm_mish(xv, w, b, 1e-5f), ref), 0.0);
+    const Tensor gx = gpu(base).slice_rows(at, R * C + at).reshape({R, C});
+    const Tensor got = ops::layer_norm_mish(gx, gpu(w), gpu(b), 1e-5f);
+    EXPECT_TRUE(got.device().is_cuda());
+    EXPECT_LE(rel_l2(got, ref), kTol);
+  }
 }
 
 TEST_F(T2wFlowOpsCuda, PointwiseAtDiTShapes) {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <span>
+#include <tuple>
 #include <vector>
 
 #include "../ops/gpu_util.h"
@@ -55,6 +56,41 @@ TEST_F(T2wHiftOpsCuda, Activations) {
   ops::mul_(a, b);
   ops::mul_(ga, gpu(b));
   EXPECT_LE(rel_l2(ga, a), kTol) << "mul";
+}
+
+// The float4 kernels and their scalar fallbacks: lengths that are not a multiple of 4 (a scalar
+// tail) and views one float into their storage (not 16-byte aligned), NaN-poisoned around.
+TEST_F(T2wHiftOpsCuda, PointwiseVectorAndScalarPaths) {
+  for (int64_t n : {int64_t{3}, int64_t{4}, int64_t{4099}, int64_t{700 * 512}}) {
+    for (bool shifted : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << n << (shifted ? " shifted" : ""));
+      const Tensor base = rand_f32({n + 1}, 4.f);
+      Tensor cpu = base.clone().slice_rows(shifted ? 1 : 0, n + (shifted ? 1 : 0));
+      Tensor g = gpu(base).slice_rows(shifted ? 1 : 0, n + (shifted ? 1 : 0));
+      ops::mish_(cpu);
+      ops::mish_(g);
+      EXPECT_LE(rel_l2(g, cpu), kTol) << "mish";
+      ops::gelu_tanh_(cpu);
+      ops::gelu_tanh_(g);
+      EXPECT_LE(rel_l2(g, cpu), kTol) << "gelu_tanh";
+    }
+  }
+  // Snake at the HiFT's longest rows (10 s at 24 kHz) and with an odd length / offset view.
+  for (auto [C, T, shifted] : {std::tuple{int64_t{64}, int64_t{240000}, false},
+                               {int64_t{8}, int64_t{1999}, false},
+                               {int64_t{8}, int64_t{2000}, true}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << "snake " << C << " x " << T << (shifted ? " shifted" : ""));
+    const int64_t n = C * T, at = shifted ? 1 : 0;
+    const Tensor base = rand_f32({n + 1}, 3.f);
+    Tensor alpha = rand_f32({C}, 0.5f);
+    for (float& v : std::span(alpha.data<float>(), C)) v += 1.f;
+    Tensor cpu = base.clone().slice_rows(at, n + at).reshape({1, C, T});
+    Tensor g = gpu(base).slice_rows(at, n + at).reshape({1, C, T});
+    ops::snake_(cpu, alpha);
+    ops::snake_(g, gpu(alpha));
+    EXPECT_LE(rel_l2(g, cpu), kTol);
+  }
 }
 
 TEST_F(T2wHiftOpsCuda, Snake) {

@@ -49,6 +49,20 @@ TEST(SpeechApi, SpeaksAsToken2wavDoes) {
   EXPECT_EQ(dir.entries(), (std::vector<std::string>{"a.wav", "voice.safetensors"}));
   EXPECT_THROW(sp.speak({6561}), Error);
   EXPECT_THROW(Speaker::load(golden_dir().string(), (dir / "nope.safetensors").string()), Error);
+  // The precision: a bad name is an error naming the field; fast on the CPU is the reference.
+  try {
+    Speaker::load(golden_dir().string(), (dir / "voice.safetensors").string(),
+                  {.precision = "half"});
+    ADD_FAILURE() << "precision 'half' accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("SpeechOptions::precision: unknown token2wav precision "
+                                         "'half', expected fp32 or fast"),
+              std::string::npos)
+        << e.what();
+  }
+  Speaker fast = Speaker::load(golden_dir().string(), (dir / "voice.safetensors").string(),
+                               {.seed = 7, .precision = "fast"});
+  EXPECT_EQ(fast.speak(codes), wav);
 }
 
 }  // namespace

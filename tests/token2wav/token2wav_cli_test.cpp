@@ -208,6 +208,28 @@ TEST(Token2wavCli, BadInputsFailCleanly) {
   EXPECT_EQ(p.rc, 1);
   EXPECT_THAT(p.err, HasSubstr("--trace"));
   EXPECT_EQ(dir.entries(), before);
+  // An unknown precision fails before anything loads.
+  p = run_cli(dir, {"token2wav", "--token2wav", t2w, "--voice", v, "--codes", c, "-o",
+                    (dir / "out.wav").string(), "--t2w-precision", "bf8"});
+  EXPECT_EQ(p.rc, 1);
+  EXPECT_THAT(p.err, HasSubstr("--t2w-precision: unknown token2wav precision 'bf8', expected fp32 "
+                               "or fast"));
+  EXPECT_EQ(dir.entries(), before);
+}
+
+// The fast mode changes only the GPU's numerics: on the CPU it reproduces the golden case too.
+TEST(Token2wavCli, FastPrecisionOnTheCpuIsTheReference) {
+  TempDir dir("t2w_cli");
+  write_golden_inputs(dir);
+  const Proc p = run_cli(
+      dir, {"token2wav", "--token2wav", golden_dir().string(), "--voice",
+            (dir / "voice.safetensors").string(), "--codes", (dir / "codes.txt").string(),
+            "--inject", (dir / "inject.safetensors").string(), "--device", "cpu", "--format",
+            "float", "--t2w-precision", "fast", "-o", (dir / "out.wav").string()});
+  ASSERT_EQ(p.rc, 0) << p.err;
+  const Wav w = read_wav(dir / "out.wav");
+  expect_close(Tensor::from_vector(w.samples, {static_cast<int64_t>(w.samples.size())}),
+               golden("hift_gen/wav"), 2e-3, "wav file, --t2w-precision fast on the CPU");
 }
 
 TEST(Token2wavCli, GenToken2wavThenSpeak) {

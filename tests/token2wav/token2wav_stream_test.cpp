@@ -148,6 +148,25 @@ TEST(Token2wavStream, ArrivalPatternDoesNotMatter) {
   EXPECT_EQ(one.wav.size(), 960 * codes.size());
 }
 
+// A stream for a voice seen before starts from a copy of the cached prompt setup: the audio must
+// be what the first stream gave, whatever streams ran in between (they must not have written into
+// the shared caches).
+TEST(Token2wavStream, PromptSetupIsReusedPerVoice) {
+  Token2wav& t2w = golden_t2w();
+  const std::vector<int32_t> codes = long_codes(2);
+  Token2wavOptions a, b;
+  a.seed = 11;
+  b.seed = 12;
+  const Streamed first = stream(t2w, codes, a, 5);
+  const Streamed other = stream(t2w, codes, b, 5);
+  const Streamed again = stream(t2w, codes, a, 5);
+  EXPECT_EQ(again.wav, first.wav);
+  EXPECT_NE(other.wav, first.wav) << "another seed must give other noise";
+  Token2wavOptions steps = a;
+  steps.n_timesteps = 3;  // part of the key too
+  EXPECT_NE(stream(t2w, codes, steps, 5).wav, first.wav);
+}
+
 TEST(Token2wavStream, ShortUtterancesAndErrors) {
   Token2wav& t2w = golden_t2w();
   // Fewer codes than one chunk: everything comes from finish().

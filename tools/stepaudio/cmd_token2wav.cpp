@@ -23,7 +23,7 @@ using namespace stepaudio;
 namespace fs = std::filesystem;
 
 struct Token2wavArgs {
-  std::string dir, voice, codes, out, inject, trace, device = "auto", format = "pcm16";
+  std::string dir, voice, codes, out, inject, trace, device = "auto", format = "pcm16", precision;
   uint64_t seed = 0;
   int steps = 10;
   bool stream = false;
@@ -66,9 +66,10 @@ int run_token2wav(const Token2wavArgs& a) {
   check_output_folder(a.out, "-o");
   if (!a.trace.empty()) check_output_folder(a.trace, "--trace");
   // Cheap inputs first, so a typo fails before the weights load.
+  Token2wavOptions opt;
+  if (!a.precision.empty()) opt.precision = parse_t2w_precision(a.precision, "--t2w-precision");
   const std::vector<int32_t> codes = read_codes_file(a.codes);
   const Voice voice = load_voice(a.voice);
-  Token2wavOptions opt;
   opt.seed = a.seed;
   opt.n_timesteps = a.steps;
   if (!a.inject.empty()) read_injection(a.inject, opt);
@@ -144,6 +145,9 @@ stepaudio::cli::Register reg(
           ->capture_default_str();
       sub.add_option("--steps", a->steps, "flow-matching Euler steps")->capture_default_str();
       sub.add_option("--device", a->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+      sub.add_option("--t2w-precision", a->precision,
+                     "GPU numerics: fp32 (exact) or fast (TF32 products, bf16 attention, noise "
+                     "drawn on the GPU); default fast on a GPU, fp32 on the CPU");
       return [a]() -> int { return run_token2wav(*a); };
     });
 

@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 
+#include "backend/cpu/counter_rng.h"
 #include "core/parallel.h"
 
 namespace stepaudio::cpu {
@@ -203,6 +204,19 @@ void repeat_cols(const float* x, int64_t rows, int64_t T, float* y) {
                [&](int64_t r0, int64_t r1) {
                  for (int64_t r = r0; r < r1; ++r) std::fill(y + r * T, y + (r + 1) * T, x[r]);
                });
+}
+
+void counter_normal(uint64_t seed, int64_t offset, int64_t n, float* out) {
+  const uint64_t key = rng::mix64(seed);
+  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i)
+      out[i] = rng::counter_normal(key, static_cast<uint64_t>(offset + i));
+  });
+}
+
+void chunks_last(const float* x, int64_t B, int64_t n, int64_t C, float* out) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t b = 0; b < B; ++b) std::copy_n(x + (b * n + i) * C, C, out + (i * B + b) * C);
 }
 
 }  // namespace stepaudio::cpu

@@ -34,6 +34,10 @@ void copy_strided(const float* src, int64_t src_stride, float* dst, int64_t dst_
 void frame_noise(uint64_t seed, int64_t channels, int64_t begin, int64_t end, float* out);
 
 void axpy(float* y, float a, const float* x, int64_t n);
+// out[i] = rng::counter_normal(mix64(seed), offset + i) for i < n; see ops::counter_normal.
+void counter_normal(uint64_t seed, int64_t offset, int64_t n, float* out);
+// x [B, n*C] -> out [n, B, C]; see ops::chunks_last.
+void chunks_last(const float* x, int64_t B, int64_t n, int64_t C, float* out);
 
 // y [rows, T]: y[r][t] = x[r]
 void repeat_cols(const float* x, int64_t rows, int64_t T, float* y);

@@ -35,12 +35,27 @@ void launch_t2w_add_bias_rows(float* y, int64_t B, int64_t C, int64_t T, const f
 void launch_t2w_copy_strided(const float* src, int64_t src_stride, float* dst, int64_t dst_stride,
                              int64_t outer, int64_t inner);
 
+// x [B, n*C] -> y [n, B, C] (all n chunks of the last axis in one launch).
+void launch_t2w_chunks_last(const float* x, int64_t B, int64_t n, int64_t C, float* y);
+
 // Convolutions (t2w_conv.cu). Shapes as cpu::Conv1dShape.
 struct T2wConvShape {
   int64_t c_in, t_in, c_out, k, t_out, stride, pad_left, dilation, groups;
 };
 // col [B, C_in*K, t_out]: row (c, k) holds x[c, t*stride - pad_left + k*dilation] (0 outside).
 void launch_t2w_im2col(const float* x, int64_t B, const T2wConvShape& s, float* col);
+// Causal conv (stride 1, dilation 1) on channels-last x [B, T, C] with P = K-1 frames of left
+// context ctx [B, C, P] (channels-first, as DiTCache keeps it; null: zeros):
+// col [B*T, C*K], col[b*T + t, c*K + kk] = frame t + kk - P of [ctx; x].
+void launch_t2w_im2col_causal_cl(const float* x, const float* ctx, int64_t B, int64_t T, int64_t C,
+                                 int64_t K, float* col);
+// col [B, R, C*K] (R <= P = K-1), col[b, t, c*K + kk] = ctx[b, c, t + kk] if t + kk < P, else 0:
+// the context's part of the first R output frames of that conv.
+void launch_t2w_causal_ctx_col(const float* ctx, int64_t B, int64_t R, int64_t C, int64_t K,
+                               float* col);
+// out [B, C, P] = the last P frames of [ctx; x] (ctx null: zeros).
+void launch_t2w_causal_ctx_cl(const float* x, const float* ctx, int64_t B, int64_t T, int64_t C,
+                              int64_t P, float* out);
 // One input channel per group (depthwise): a direct loop. w F32 [C_out, K]; bias may be null.
 void launch_t2w_conv_depthwise(const float* x, int64_t B, const T2wConvShape& s, const float* w,
                                const float* bias, float* y);
@@ -77,6 +92,22 @@ void launch_t2w_timestep_embedding(const float* t, int64_t B, int64_t dim, float
                                    float max_period, float* y);
 void launch_t2w_modulated_layer_norm(const float* x, int64_t B, int64_t T, int64_t C,
                                      const float* shift, const float* scale, float eps, float* y);
+// x [B, T, C] += gate[b, C] * add (as launch_t2w_gated_add), then y = the modulated LayerNorm of
+// the new x (as launch_t2w_modulated_layer_norm), in one pass when C % 4 == 0 and aligned.
+void launch_t2w_gated_add_modulated_ln(float* x, const float* gate, const float* add, int64_t B,
+                                       int64_t T, int64_t C, const float* shift, const float* scale,
+                                       float eps, float* y);
+// y [rows, C] = Mish(LayerNorm(x) * w + b) (float64 statistics, biased variance) in one pass.
+// Only for C % 4 == 0 with 16-byte aligned pointers: returns false (and does nothing) otherwise.
+bool launch_t2w_layer_norm_mish(const float* x, int64_t rows, int64_t C, const float* w,
+                                const float* b, float eps, float* y);
+// out[i] = rng::counter_normal(mix64(seed), offset + i), i < n (backend/cpu/counter_rng.h).
+void launch_t2w_counter_normal(uint64_t seed, int64_t offset, int64_t n, float* out);
+// qkv [rows, 3*H*D] (q, k, v blocks) -> q, k, v [rows, H*D]; q and k LayerNormed per head over D
+// with (qw, qb) / (kw, kb) [D]; v copied. q, k, v are float, or __nv_bfloat16 when bf16.
+void launch_t2w_split_qkv_norm(const float* qkv, int64_t rows, int64_t H, int64_t D,
+                               const float* qw, const float* qb, const float* kw, const float* kb,
+                               float eps, bool bf16, void* q, void* k, void* v);
 void launch_t2w_l2_normalize(const float* x, int64_t rows, int64_t n, float eps, float* y);
 
 }  // namespace stepaudio::cuda

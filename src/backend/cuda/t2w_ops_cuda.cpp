@@ -4,11 +4,13 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "backend/cuda/blas.h"
 #include "backend/cuda/check.h"
 #include "backend/cuda/ops_cuda.h"
+#include "backend/cuda/t2w_gemm.h"
 
 namespace stepaudio::cuda {
 
@@ -28,10 +30,11 @@ void need_int(int64_t v, const char* op, const char* what) {
   if (v > INT_MAX) fail("{}: {} = {} is too large for one cuBLAS call", op, what, v);
 }
 
-// Column-major strided-batched SGEMM, C = op(A) op(B), fp32 throughout.
+// Column-major strided-batched SGEMM, C = op(A) op(B), fp32 throughout (tf32: F32 data, TF32
+// tensor-core products with fp32 accumulation).
 void sgemm_batched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
                    int64_t sa, const float* B, int64_t ldb, int64_t sb, float* C, int64_t ldc,
-                   int64_t sc, int64_t batch, const char* op) {
+                   int64_t sc, int64_t batch, const char* op, bool tf32 = false) {
   if (m == 0 || n == 0 || batch == 0) return;
   for (auto [v, name] : {std::pair{m, "m"},
                          {n, "n"},
@@ -42,11 +45,72 @@ void sgemm_batched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const floa
                          {batch, "batch"}})
     need_int(v, op, name);
   const float one = 1.f, zero = 0.f;
+  if (tf32) {
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        blas_handle(), ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+        static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), &one, A, CUDA_R_32F,
+        static_cast<int>(lda), sa, B, CUDA_R_32F, static_cast<int>(ldb), sb, &zero, C, CUDA_R_32F,
+        static_cast<int>(ldc), sc, static_cast<int>(batch), CUBLAS_COMPUTE_32F_FAST_TF32,
+        CUBLAS_GEMM_DEFAULT));
+    return;
+  }
   CUBLAS_CHECK(cublasSgemmStridedBatched(
       blas_handle(), ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
       static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), &one, A, static_cast<int>(lda),
       sa, B, static_cast<int>(ldb), sb, &zero, C, static_cast<int>(ldc), sc,
       static_cast<int>(batch)));
+}
+
+// A stride-1, one-group conv in TF32 without im2col: y[:, t] = sum_j W_j x[:, t - pad_left +
+// j*dilation] as one accumulating product per tap j over the output columns whose input column is
+// inside x (the padding contributes zeros). Row-major [C, T] blocks with leading dimension T are
+// column-major [T, C] matrices, so a column window is a plain pointer offset. The tap that covers
+// every output column (the centre one of a "same" conv) goes first with beta = 0; without one, y
+// starts from zeros. The bias is added at the end, as on the im2col path.
+void conv1d_taps_tf32(const Tensor& x, const Tensor& wf, const Tensor& bf, const T2wConvShape& s,
+                      Tensor& y) {
+  const char* op = "conv1d_ex";
+  const int64_t B = x.dim(0), C = s.c_in, T = s.t_in, Co = s.c_out, K = s.k, To = s.t_out;
+  const int64_t d = s.dilation, pl = s.pad_left;
+  // taps [K, Co, C]: W_j = w[:, :, j] contiguous.
+  const Tensor taps = transpose_last2(wf.reshape({1, Co * C, K})).reshape({K, Co, C});
+  // Output columns [t0, t1) of tap j read input columns [t0 + off, t1 + off), off = j*d - pl.
+  auto range = [&](int64_t j, int64_t& t0, int64_t& t1) {
+    const int64_t off = j * d - pl;
+    t0 = std::max<int64_t>(0, -off);
+    t1 = std::min<int64_t>(To, T - off);
+  };
+  for (auto [v, name] : {std::pair{B, "batch"},
+                         {C, "C_in"},
+                         {Co, "C_out"},
+                         {T, "input length"},
+                         {To, "output length"}})
+    need_int(v, op, name);
+  int64_t first = -1;
+  for (int64_t j = 0; j < K && first < 0; ++j) {
+    int64_t t0, t1;
+    range(j, t0, t1);
+    if (t0 == 0 && t1 == To) first = j;
+  }
+  if (first < 0) CUDA_CHECK(cudaMemsetAsync(y.raw(), 0, y.nbytes(), cudaStreamPerThread));
+  for (int64_t n = 0; n < K; ++n) {
+    // The covering tap first, then the others in order.
+    const int64_t j = first < 0 ? n : n == 0 ? first : n <= first ? n - 1 : n;
+    int64_t t0, t1;
+    range(j, t0, t1);
+    if (t1 <= t0) continue;
+    const float one = 1.f, zero = 0.f;
+    const bool init = first >= 0 && n == 0;
+    // Column-major: y_b^T[t0:t1, :] (ld To) = x_b^T[t0+off : t1+off, :] (ld T) * W_j^T (ld C).
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        blas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(t1 - t0), static_cast<int>(Co),
+        static_cast<int>(C), &one, x.data<float>() + (t0 + j * d - pl), CUDA_R_32F,
+        static_cast<int>(T), C * T, taps.data<float>() + j * Co * C, CUDA_R_32F,
+        static_cast<int>(C), 0, init ? &zero : &one, y.data<float>() + t0, CUDA_R_32F,
+        static_cast<int>(To), Co * To, static_cast<int>(B), CUBLAS_COMPUTE_32F_FAST_TF32,
+        CUBLAS_GEMM_DEFAULT));
+  }
+  launch_t2w_add_bias_rows(y.data<float>(), B, Co, To, fptr(bf));
 }
 
 }  // namespace
@@ -76,7 +140,7 @@ void t2w_clamp_(Tensor& x, float lo, float hi) {
 }
 
 Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
-                 int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups) {
+                 int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups, bool tf32) {
   const char* op = "conv1d_ex";
   set_device(x);
   const int64_t B = x.dim(0), K = w.dim(2);
@@ -91,6 +155,10 @@ Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stri
     launch_t2w_conv_depthwise(x.data<float>(), B, s, wf.data<float>(), fptr(bf), y.data<float>());
     return y;
   }
+  if (tf32 && groups == 1 && stride == 1) {
+    conv1d_taps_tf32(x, wf, bf, s, y);
+    return y;
+  }
   // col [B, C_in*K, To]; per batch item and group y_g [og, To] = W_g [og, ck] @ col_g [ck, To],
   // i.e. in cuBLAS's column-major view y_g^T = col_g^T W_g^T.
   Tensor col = Tensor::empty({B, s.c_in * K, s.t_out}, DType::F32, x.device());
@@ -98,19 +166,19 @@ Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stri
   const int64_t To = s.t_out;
   if (groups == 1) {
     sgemm_batched(false, false, To, s.c_out, ck, col.data<float>(), To, ck * To, wf.data<float>(),
-                  ck, 0, y.data<float>(), To, s.c_out * To, B, op);
+                  ck, 0, y.data<float>(), To, s.c_out * To, B, op, tf32);
   } else {
     for (int64_t i = 0; i < B; ++i)
       sgemm_batched(false, false, To, og, ck, col.data<float>() + i * s.c_in * K * To, To, ck * To,
                     wf.data<float>(), ck, og * ck, y.data<float>() + i * s.c_out * To, To, og * To,
-                    groups, op);
+                    groups, op, tf32);
   }
   launch_t2w_add_bias_rows(y.data<float>(), B, s.c_out, To, fptr(bf));
   return y;
 }
 
 Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
-                        int64_t padding) {
+                        int64_t padding, bool tf32) {
   set_device(x);
   const int64_t B = x.dim(0), Ci = x.dim(1), T = x.dim(2), Co = w.dim(1), K = w.dim(2);
   const int64_t To = (T - 1) * stride - 2 * padding + K;
@@ -123,7 +191,7 @@ Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b, int64
     CUDA_CHECK(cudaMemsetAsync(col.raw(), 0, col.nbytes(), cudaStreamPerThread));
   else
     sgemm_batched(false, true, T, Co * K, Ci, x.data<float>(), T, Ci * T, wf.data<float>(), Co * K,
-                  0, col.data<float>(), T, Co * K * T, B, "conv_transpose1d");
+                  0, col.data<float>(), T, Co * K * T, B, "conv_transpose1d", tf32);
   launch_t2w_col2im_transpose(col.data<float>(), B, Co, K, T, stride, padding, To, fptr(bf),
                               y.data<float>());
   return y;
@@ -253,6 +321,32 @@ void gated_add_(Tensor& x, const Tensor& gate, const Tensor& y) {
                        x.dim(2));
 }
 
+Tensor gated_add_modulated_ln_(Tensor& x, const Tensor& gate, const Tensor& y, const Tensor& shift,
+                               const Tensor& scale, float eps) {
+  Tensor out = Tensor::empty(x.shape(), DType::F32, x.device());
+  if (out.numel() == 0) return out;
+  if (x.dim(0) * x.dim(1) > INT_MAX) fail("gated_add_modulated_ln: {} has too many rows", x.desc());
+  set_device(x);
+  launch_t2w_gated_add_modulated_ln(x.data<float>(), gate.data<float>(), y.data<float>(), x.dim(0),
+                                    x.dim(1), x.dim(2), shift.data<float>(), scale.data<float>(),
+                                    eps, out.data<float>());
+  return out;
+}
+
+Tensor layer_norm_mish(const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
+  const int64_t C = x.dim(-1), rows = C ? x.numel() / C : 0;
+  set_device(x);
+  Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  if (launch_t2w_layer_norm_mish(x.data<float>(), rows, C, w.data<float>(), b.data<float>(), eps,
+                                 y.data<float>()))
+    return y;
+  // Another width or a misaligned view: the two ops.
+  y = layer_norm(x, w, b, eps);
+  launch_t2w_act(T2wAct::Mish, y.data<float>(), y.numel(), 0.f);
+  return y;
+}
+
 Tensor l2_normalize(const Tensor& x, float eps) {
   Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
   if (y.numel() == 0) return y;
@@ -305,6 +399,92 @@ void axpy_(Tensor& y, float a, const Tensor& x) {
   if (y.numel() == 0) return;
   set_device(y);
   launch_t2w_axpy(y.data<float>(), a, x.data<float>(), y.numel());
+}
+
+Tensor linear_tf32(const Tensor& x, const Tensor& w, const Tensor& b) {
+  set_device(x);
+  Shape os = x.shape();
+  os.back() = w.dim(0);
+  Tensor y = Tensor::empty(os, DType::F32, x.device());
+  const int64_t K = x.dim(-1), M = K ? x.numel() / K : 0;
+  gemm_tf32_bias(x.data<float>(), M, K, w.data<float>(), w.dim(0), fptr(b), y.data<float>(),
+                 "linear_tf32");
+  return y;
+}
+
+Tensor causal_conv_cl(const Tensor& x, const Tensor& w, const Tensor& b, Tensor* ctx,
+                      const Tensor& taps) {
+  set_device(x);
+  const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), Co = w.dim(0), K = w.dim(2), P = K - 1;
+  const float* prev = ctx && ctx->defined() ? ctx->data<float>() : nullptr;
+  Tensor y = Tensor::empty({B, T, Co}, DType::F32, x.device());
+  const char* op = "causal_conv_cl";
+  if (taps.defined()) {
+    // y[t] = b + sum_j W_j x[t - s_j], s_j = P - j, x before frame 0 being the context. Tap P
+    // (no shift) covers every row of both batch items at once and adds the bias; tap j < P adds
+    // into rows [s_j, T) of each item from its rows [0, T - s_j).
+    const float* wt = taps.data<float>();
+    gemm_tf32_bias(x.data<float>(), B * T, C, wt + P * Co * C, Co, fptr(b), y.data<float>(), op);
+    for (int64_t j = 0; j < P; ++j) {
+      const int64_t s = P - j;
+      if (T > s)
+        gemm_tf32_acc_batched(x.data<float>(), T - s, C, T * C, wt + j * Co * C, Co,
+                              y.data<float>() + s * Co, T * Co, B, op);
+    }
+    if (prev) {
+      // The context's share of the first R frames: its own small im2col against the whole
+      // [C_out, C*K] weight (zeros where a tap reads x, which the products above covered).
+      const int64_t R = std::min(P, T);
+      Tensor col = Tensor::empty({B * R, C * K}, DType::F32, x.device());
+      launch_t2w_causal_ctx_col(prev, B, R, C, K, col.data<float>());
+      gemm_tf32_acc_batched(col.data<float>(), R, C * K, R * C * K, w.data<float>(), Co,
+                            y.data<float>(), T * Co, B, op);
+    }
+  } else {
+    Tensor col = Tensor::empty({B * T, C * K}, DType::F32, x.device());
+    launch_t2w_im2col_causal_cl(x.data<float>(), prev, B, T, C, K, col.data<float>());
+    // col [B*T, C*K] @ W[Co, C*K]^T: W's [Co, C, K] layout is already the (c, kk) column order.
+    gemm_tf32_bias(col.data<float>(), B * T, C * K, w.data<float>(), Co, fptr(b), y.data<float>(),
+                   op);
+  }
+  if (ctx) {
+    // Written to a new tensor: the old context may be shared (a cache copied for another stream).
+    Tensor next = Tensor::empty({B, C, P}, DType::F32, x.device());
+    launch_t2w_causal_ctx_cl(x.data<float>(), prev, B, T, C, P, next.data<float>());
+    *ctx = next;
+  }
+  return y;
+}
+
+std::vector<Tensor> split_qkv_norm(const Tensor& qkv, int64_t H, int64_t D, const Tensor& qn_w,
+                                   const Tensor& qn_b, const Tensor& kn_w, const Tensor& kn_b,
+                                   float eps, DType out_dtype) {
+  const int64_t B = qkv.dim(0), T = qkv.dim(1);
+  std::vector<Tensor> out;
+  for (int i = 0; i < 3; ++i) out.push_back(Tensor::empty({B, T, H, D}, out_dtype, qkv.device()));
+  if (B * T == 0) return out;
+  set_device(qkv);
+  launch_t2w_split_qkv_norm(qkv.data<float>(), B * T, H, D, qn_w.data<float>(), qn_b.data<float>(),
+                            kn_w.data<float>(), kn_b.data<float>(), eps, out_dtype == DType::BF16,
+                            out[0].raw(), out[1].raw(), out[2].raw());
+  return out;
+}
+
+Tensor chunks_last(const Tensor& x, int64_t n) {
+  const int64_t B = x.dim(0), C = x.dim(1) / n;
+  Tensor y = Tensor::empty({n, B, C}, DType::F32, x.device());
+  if (y.numel() == 0) return y;
+  set_device(x);
+  launch_t2w_chunks_last(x.data<float>(), B, n, C, y.data<float>());
+  return y;
+}
+
+Tensor counter_normal(uint64_t seed, int64_t offset, const Shape& shape, Device device) {
+  Tensor y = Tensor::empty(shape, DType::F32, device);
+  if (y.numel() == 0) return y;
+  set_device(y);
+  launch_t2w_counter_normal(seed, offset, y.numel(), y.data<float>());
+  return y;
 }
 
 }  // namespace stepaudio::cuda

@@ -20,10 +20,12 @@ void t2w_snake_(Tensor& x, const Tensor& alpha);
 void t2w_clamp_(Tensor& x, float lo, float hi);
 
 // conv_ops
+// tf32: the products in TF32 on the tensor cores (the fast token2wav mode), else exact fp32.
 Tensor conv1d_ex(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
-                 int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups);
+                 int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups,
+                 bool tf32 = false);
 Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
-                        int64_t padding);
+                        int64_t padding, bool tf32 = false);
 Tensor pad_time(const Tensor& x, int64_t left, int64_t right,
                 int mode);  // 0 zero, 1 reflect, 2 replicate
 Tensor upsample_nearest_time(const Tensor& x, int64_t factor);
@@ -44,11 +46,27 @@ Tensor rel_pos_attention(const Tensor& q, const Tensor& k, const Tensor& v, cons
 Tensor timestep_embedding(const Tensor& t, int64_t dim, float scale, float max_period);
 Tensor modulated_layer_norm(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
 void gated_add_(Tensor& x, const Tensor& gate, const Tensor& y);
+Tensor gated_add_modulated_ln_(Tensor& x, const Tensor& gate, const Tensor& y, const Tensor& shift,
+                               const Tensor& scale, float eps);
 Tensor l2_normalize(const Tensor& x, float eps);
+// Checked: x F32 [..., C], w, b F32 [C].
+Tensor layer_norm_mish(const Tensor& x, const Tensor& w, const Tensor& b, float eps);
 // axis already normalised to [0, ndim); shapes checked.
 Tensor concat_axis(const std::vector<Tensor>& xs, int axis, const Shape& out_shape);
 Tensor slice_axis(const Tensor& x, int axis, int64_t begin, int64_t end);
 Tensor repeat_time(const Tensor& x, int64_t T);
 void axpy_(Tensor& y, float a, const Tensor& x);
+// x, w F32 (b F32 or undefined), checked: TF32 product with the bias in the epilogue.
+Tensor linear_tf32(const Tensor& x, const Tensor& w, const Tensor& b);
+Tensor chunks_last(const Tensor& x, int64_t n);
+// Checked: qkv F32 [B, T, 3*H*D], norms F32 [D]; out_dtype F32 or BF16.
+std::vector<Tensor> split_qkv_norm(const Tensor& qkv, int64_t H, int64_t D, const Tensor& qn_w,
+                                   const Tensor& qn_b, const Tensor& kn_w, const Tensor& kn_b,
+                                   float eps, DType out_dtype);
+// F32 x, w, b (checked, T >= 1); ctx as ops::causal_conv_cl. TF32 GEMM; with taps (F32
+// [K, C_out, C], checked) the shifted products instead of im2col.
+Tensor causal_conv_cl(const Tensor& x, const Tensor& w, const Tensor& b, Tensor* ctx,
+                      const Tensor& taps);
+Tensor counter_normal(uint64_t seed, int64_t offset, const Shape& shape, Device device);
 
 }  // namespace stepaudio::cuda
