@@ -16,7 +16,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -38,13 +37,10 @@
 
 using namespace stepaudio;
 using bench::median;
+using bench::now_s;
 using bench::result;
 
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 struct Events {
   cudaEvent_t a, b;

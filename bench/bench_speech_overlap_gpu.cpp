@@ -12,7 +12,6 @@
 //                            [--runs 3]
 // T2W_DIR holds voice.safetensors as `stepaudio gen-token2wav` writes it.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -36,13 +35,8 @@
 
 using namespace stepaudio;
 using bench::median;
+using bench::now_s;
 using bench::result;
-
-namespace {
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   std::string model, t2w;

@@ -28,21 +28,6 @@ int64_t audio_adaptor_len(int64_t mel_frames) {
 namespace {
 // A CPU copy of a (possibly device) tensor, for outputs and traces.
 Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t.clone() : t.to(Device::cpu()); }
-
-// Host tensors of one dtype stacked along dimension 0 (the fused q|k|v weight and bias).
-Tensor stack_rows(const std::vector<Tensor>& parts) {
-  Shape s = parts[0].shape();
-  s[0] = 0;
-  for (const Tensor& p : parts) s[0] += p.dim(0);
-  Tensor out = Tensor::empty(s, parts[0].dtype());
-  auto* dst = static_cast<uint8_t*>(out.raw());
-  for (const Tensor& p : parts) {
-    const Tensor same = p.dtype() == out.dtype() ? p : p.to_dtype(out.dtype());
-    std::memcpy(dst, same.raw(), same.nbytes());
-    dst += same.nbytes();
-  }
-  return out;
-}
 }  // namespace
 
 AudioEncoder::AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, Device device,
@@ -90,8 +75,11 @@ AudioEncoder::AudioEncoder(const AudioEncoderConfig& cfg, const WeightFn& get, D
     for (Tensor* t : {&conv1_b_, &conv2_b_, &pos_, &after_w_, &after_b_}) vec(*t);
     for (Block& b : blocks_) {
       // One product for q, k and v (fewer, fuller GEMM launches); the key has no bias.
-      b.qkv_w = stack_rows({b.q_w, b.k_w, b.v_w});
-      b.qkv_b = stack_rows(
+      auto as_q = [&](const Tensor& t) {
+        return t.dtype() == b.q_w.dtype() ? t : t.to_dtype(b.q_w.dtype());
+      };
+      b.qkv_w = concat_rows({b.q_w, as_q(b.k_w), as_q(b.v_w)});
+      b.qkv_b = concat_rows(
           {b.q_b.to_dtype(DType::F32), Tensor::zeros({C}, DType::F32), b.v_b.to_dtype(DType::F32)});
       b.q_w = b.k_w = b.v_w = b.q_b = b.v_b = Tensor();
       for (Tensor* t : {&b.qkv_w, &b.o_w, &b.fc1_w, &b.fc2_w}) matrix(*t);

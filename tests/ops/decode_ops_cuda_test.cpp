@@ -156,12 +156,37 @@ TEST_F(CudaDecodeOps, RopeAppendAndAttentionBatch64) {
   attention_case({DType::BF16, 64, 28, 4, 128, 1100, edge_positions(64, 1100), 1e-2});
 }
 
+// Device microseconds per call of call(i), i = 0..calls-1, captured once in a graph (no host
+// gaps) and replayed.
+double graph_us(const std::function<void(int64_t)>& call, int64_t calls) {
+  cuda::set_poison_allocations(false);  // poisoning would put memsets into the graph
+  cuda::Graph graph(0);
+  graph.capture([&] {
+    for (int64_t i = 0; i < calls; ++i) call(i);
+  });
+  graph.replay();
+  const int reps = 5;
+  cudaEvent_t e0, e1;
+  EXPECT_EQ(cudaEventCreate(&e0), cudaSuccess);
+  EXPECT_EQ(cudaEventCreate(&e1), cudaSuccess);
+  EXPECT_EQ(cudaEventRecord(e0, cudaStreamPerThread), cudaSuccess);
+  for (int r = 0; r < reps; ++r) graph.replay();
+  EXPECT_EQ(cudaEventRecord(e1, cudaStreamPerThread), cudaSuccess);
+  EXPECT_EQ(cudaEventSynchronize(e1), cudaSuccess);
+  float ms = 0;
+  EXPECT_EQ(cudaEventElapsedTime(&ms, e0, e1), cudaSuccess);
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cuda::set_poison_allocations(true);
+  return 1e3 * ms / static_cast<double>(calls * reps);
+}
+
 // Device time per call at the full model's shapes as bench_llm_gpu runs them (28 q / 4 KV heads
 // of 128, BF16 cache of 1091 rows, context 1024): 20 calls captured in a graph (no host gaps),
-// replayed and timed with events. Prints microseconds and K/V bytes per second (no speed
+// replayed and timed with events (graph_us). Prints microseconds and K/V bytes per second (no speed
 // assertion: shared machines vary); the last output of the replays is checked against the CPU.
 TEST_F(CudaDecodeOps, DecodeAttentionTimingFullShapes) {
-  const int64_t H = 28, Hkv = 4, D = 128, max_len = 1091, ctx = 1024, calls = 20, reps = 10;
+  const int64_t H = 28, Hkv = 4, D = 128, max_len = 1091, ctx = 1024, calls = 20;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   for (int64_t B : {1, 8, 64}) {
     SCOPED_TRACE(testing::Message() << "B=" << B);
@@ -174,34 +199,14 @@ TEST_F(CudaDecodeOps, DecodeAttentionTimingFullShapes) {
     }
     Tensor kg = gpu(kc), vg = gpu(vc), qg = gpu(q), pg = gpu(i32(pos)), sg = gpu(i32(slot));
     Tensor out;
-    {
-      // Poisoning would put a memset of every workspace into the graph.
-      cuda::set_poison_allocations(false);
-      cuda::Graph graph(0);
-      graph.capture([&] {
-        for (int64_t i = 0; i < calls; ++i) out = ops::decode_attention(qg, kg, vg, sg, pg, scale);
-      });
-      graph.replay();
-      cudaEvent_t e0, e1;
-      ASSERT_EQ(cudaEventCreate(&e0), cudaSuccess);
-      ASSERT_EQ(cudaEventCreate(&e1), cudaSuccess);
-      ASSERT_EQ(cudaEventRecord(e0, cudaStreamPerThread), cudaSuccess);
-      for (int64_t r = 0; r < reps; ++r) graph.replay();
-      ASSERT_EQ(cudaEventRecord(e1, cudaStreamPerThread), cudaSuccess);
-      ASSERT_EQ(cudaEventSynchronize(e1), cudaSuccess);
-      float ms = 0;
-      ASSERT_EQ(cudaEventElapsedTime(&ms, e0, e1), cudaSuccess);
-      cudaEventDestroy(e0);
-      cudaEventDestroy(e1);
-      const double us = 1e3 * ms / static_cast<double>(calls * reps);
-      const double bytes = 2.0 * B * (ctx + 1) * Hkv * D * 2;
-      std::printf(
-          "  decode_attention B=%lld ctx=%lld (28/4 heads of 128, BF16): %.2f us/call, "
-          "%.2f TB/s of K+V\n",
-          static_cast<long long>(B), static_cast<long long>(ctx), us, bytes / us * 1e-6);
-      EXPECT_GT(us, 0.0);
-      cuda::set_poison_allocations(true);
-    }
+    const double us =
+        graph_us([&](int64_t) { out = ops::decode_attention(qg, kg, vg, sg, pg, scale); }, calls);
+    const double bytes = 2.0 * B * (ctx + 1) * Hkv * D * 2;
+    std::printf(
+        "  decode_attention B=%lld ctx=%lld (28/4 heads of 128, BF16): %.2f us/call, "
+        "%.2f TB/s of K+V\n",
+        static_cast<long long>(B), static_cast<long long>(ctx), us, bytes / us * 1e-6);
+    EXPECT_GT(us, 0.0);
     Tensor want = ops::decode_attention(q, kc.to_dtype(DType::F32), vc.to_dtype(DType::F32),
                                         i32(slot), i32(pos), scale);
     EXPECT_LE(rel_l2(out, want), 1e-2);
@@ -377,31 +382,6 @@ TEST_F(CudaDecodeOps, FusedProjectionsOtherRowsAndShapes) {
   swiglu_linear_add_case(1, 101, 1002, DType::F32, 1e-5);       // K % 4 != 0
   linear_add_case(1, 17, 3588, DType::BF16, 1e-2);
   rms_norm_linear_case(1, 5, 16, DType::F32, true, 1e-5);  // fewer rows than one block
-}
-
-// Device microseconds per call of call(i), i = 0..calls-1, captured once in a graph (no host
-// gaps) and replayed.
-double graph_us(const std::function<void(int64_t)>& call, int64_t calls) {
-  cuda::set_poison_allocations(false);  // poisoning would put memsets into the graph
-  cuda::Graph graph(0);
-  graph.capture([&] {
-    for (int64_t i = 0; i < calls; ++i) call(i);
-  });
-  graph.replay();
-  const int reps = 5;
-  cudaEvent_t e0, e1;
-  EXPECT_EQ(cudaEventCreate(&e0), cudaSuccess);
-  EXPECT_EQ(cudaEventCreate(&e1), cudaSuccess);
-  EXPECT_EQ(cudaEventRecord(e0, cudaStreamPerThread), cudaSuccess);
-  for (int r = 0; r < reps; ++r) graph.replay();
-  EXPECT_EQ(cudaEventRecord(e1, cudaStreamPerThread), cudaSuccess);
-  EXPECT_EQ(cudaEventSynchronize(e1), cudaSuccess);
-  float ms = 0;
-  EXPECT_EQ(cudaEventElapsedTime(&ms, e0, e1), cudaSuccess);
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  cuda::set_poison_allocations(true);
-  return 1e3 * ms / static_cast<double>(calls * reps);
 }
 
 // Batch 1, BF16 weights at the full model's shapes: each fused projection against the kernels

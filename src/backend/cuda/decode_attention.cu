@@ -408,14 +408,7 @@ __global__ void __launch_bounds__(kMmaThreads) decode_attention_mma_kernel(Decod
     // halves is the A layout of one k-step); the row sums use the rounded values.
     uint32_t pf[4];
     exp2_a_fragment(s[0], s[1], mu, l, pf);
-#pragma unroll
-    for (int dp = 0; dp < D / 16; ++dp) {
-      uint32_t bf[4];
-      const int key = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-      ldmatrix_x4_trans(bf, vt + key * kStride + dp * 16 + (lane >> 4) * 8);
-      mma_bf16(o[2 * dp], pf, bf[0], bf[1]);
-      mma_bf16(o[2 * dp + 1], pf, bf[2], bf[3]);
-    }
+    pv_mma<D, kStride>(o, pf, vt, warp * 16, lane);
   }
 
 #pragma unroll

@@ -106,10 +106,7 @@ void fused_linear(const Tensor& in, GemvInput kind, int64_t M, int64_t K, const 
                   M,
                   w.dim(0),
                   K};
-  // SwiGLU over a long row (the down projection): staging its x costs more than a separate
-  // SwiGLU pass (see launch_fused_gemv).
-  const bool separate = kind == GemvInput::SwiGlu && K * 4 > 48 * 1024;
-  if (!separate && launch_fused_gemv(a, kind)) return;
+  if (launch_fused_gemv(a, kind)) return;
   Tensor t = Tensor::empty({M, K}, DType::F32, in.device());
   if (kind == GemvInput::RmsNorm)
     launch_rms_norm(in.data<float>(), M, K, norm_w.raw(), Elem::F32, eps, t.data<float>());

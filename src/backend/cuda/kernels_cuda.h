@@ -55,7 +55,7 @@ int64_t gemv_max_rows();
 //   SwiGlu:  y (+)= (silu(gate) * up) W^T + b        x = gate | up [M, 2K]
 // With accumulate, y += the product; y must not overlap x then. b (F32) and norm_w (F32) may be
 // null where unused. Returns false (and launches nothing) when RmsNorm/SwiGlu cannot run fused
-// for this shape or alignment; Plain always runs.
+// for this shape or alignment, or SwiGlu's row is too long to stage well; Plain always runs.
 enum class GemvInput : int { Plain, RmsNorm, SwiGlu };
 struct FusedGemvArgs {
   const float* x;

@@ -481,12 +481,13 @@ bool launch_fused_gemv(const FusedGemvArgs& a, GemvInput in) {
   const int64_t E = a.wt == Elem::F32 ? 4 : 8;
   // Rows of x per launch: what fits the staging buffer, at most kFusedMaxM.
   const int64_t rows = a.K > 0 ? std::min<int64_t>(kFusedMaxM, kFusedSmemMax / (a.K * 4)) : 0;
-  // A plain product whose x would need more than 48 KB of staging (the down projection, K 18944)
-  // reads x through L1 instead: the staging buffer would cut the blocks per SM and leave the
-  // 224 blocks of a 3584-row product unevenly spread (H200, 2026-11-29: 48.3 µs staged with
-  // SwiGLU vs 41.7 µs for SwiGLU + this kernel).
-  const bool big_plain = in == GemvInput::Plain && a.K * 4 > 48 * 1024;
-  const bool fused = rows > 0 && !big_plain && a.K % E == 0 && a.K % 4 == 0 && aligned16(a.x) &&
+  // A plain or SwiGLU product whose x would need more than 48 KB of staging (the down
+  // projection, K 18944) is not staged: the buffer would cut the blocks per SM and leave the 224
+  // blocks of a 3584-row product unevenly spread (H200, 2026-11-29: 48.3 µs staged with SwiGLU
+  // vs 41.7 µs for a SwiGLU pass + the plain kernel, which reads x through L1). SwiGLU then
+  // returns false, so the caller runs that pass.
+  const bool long_row = in != GemvInput::RmsNorm && a.K * 4 > 48 * 1024;
+  const bool fused = rows > 0 && !long_row && a.K % E == 0 && a.K % 4 == 0 && aligned16(a.x) &&
                      aligned16(a.w) && (in != GemvInput::RmsNorm || aligned16(a.norm_w)) &&
                      a.N <= int64_t{kFusedRows} * 0x7fffffff;
   if (!fused) {

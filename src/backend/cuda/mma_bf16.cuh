@@ -64,4 +64,19 @@ __device__ __forceinline__ void exp2_a_fragment(const float (&s0)[4], const floa
   }
 }
 
+// O += P V for one k-step: P the A fragment (16 rows x 16 keys), V the keys [key0, key0 + 16) of
+// a shared-memory tile of rows of D bf16 padded to kStride elements (read transposed).
+template <int D, int kStride>
+__device__ __forceinline__ void pv_mma(float (&o)[D / 8][4], const uint32_t (&pf)[4],
+                                       const __nv_bfloat16* vt, int key0, int lane) {
+  const int key = key0 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+  for (int dp = 0; dp < D / 16; ++dp) {
+    uint32_t bf[4];
+    ldmatrix_x4_trans(bf, vt + key * kStride + dp * 16 + (lane >> 4) * 8);
+    mma_bf16(o[2 * dp], pf, bf[0], bf[1]);
+    mma_bf16(o[2 * dp + 1], pf, bf[2], bf[3]);
+  }
+}
+
 }  // namespace stepaudio::cuda::mma
